@@ -1,0 +1,39 @@
+# One target per thing people do. Every target installs the environment on first use.
+VENV        ?= .venv
+PYTHON      ?= python3
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+# torch comes first so that pip resolves the wheel you want (override for your CUDA / CPU build).
+TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
+SWEEP       ?= outputs/sweeps/mini_table
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install test test-slow reproduce-table table bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+reproduce-table: $(STAMP)
+	$(PY) scripts/train.py -m experiment=mini_table
+	$(PY) scripts/make_table.py $(SWEEP)
+
+table: $(STAMP)
+	$(PY) scripts/make_table.py $(SWEEP)
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,32 @@
+"""The one entry point: `python scripts/train.py [hydra overrides]`, `-m` for sweeps."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from tred.config import register_resolvers
+from tred.errors import TredError
+from tred.run import run
+
+register_resolvers()
+log = logging.getLogger("tred")
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        result = run(cfg, HydraConfig.get().runtime.output_dir)
+    except TredError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
+    return result["test_acc"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Config schemas: the composed Hydra config is checked against them before any work starts.
+
+Each group option is merged into its dataclass, so an unknown key or a value of the wrong type
+raises a `ConfigError` naming the key. Regularizers bring their own schema (`Regularizer.Config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tred.errors import ConfigError
+
+
+@dataclass
+class AugmentConfig:
+    crop_padding: int = 0
+    hflip: bool = False
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "digits"
+    num_classes: int = 10
+    image_size: int = 32
+    # Embedded datasets: images per class in the training split (the rest is the test pool).
+    train_per_class: Optional[int] = None
+    test_per_class: Optional[int] = None
+    split_seed: int = 0
+    sample_rate: float = 1.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # On-disk datasets (paper scale).
+    root: Optional[str] = None
+    download: bool = False
+    resize: Optional[int] = None
+    keep_aspect: bool = False
+    train_per_class_disk: Optional[int] = None
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "efficientnet_lite0"
+    arch: str = "tf_efficientnet_lite0"
+    pretrained: Any = "embedded"
+    mean: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    min_image_size: int = 32
+    feature_layers: list = field(default_factory=list)
+    final_layer: str = ""
+
+
+@dataclass
+class DisentangleConfig:
+    name: str = "max_mmd_min_mi"
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"
+    project: str = "tred"
+    entity: Optional[str] = None
+    mode: str = "offline"
+    tags: list = field(default_factory=list)
+
+
+@dataclass
+class TrainerConfig:
+    max_iters: int = 300
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: Optional[float] = None
+    lr_milestones: list = field(default_factory=lambda: [0.6667])
+    lr_gamma: float = 0.1
+    head_lr_mult: float = 1.0
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    device: str = "auto"
+    log_every: int = 25
+    threads: Optional[int] = None
+    deterministic: bool = True
+
+
+@dataclass
+class TopConfig:
+    """Keys at the root of train.yaml (the groups are checked one by one)."""
+
+    seed: int = 0
+    sweep_name: str = "default"
+    cache_dir: str = "outputs/cache"
+    resume: str = "auto"
+    run_name: str = ""
+
+
+GROUP_SCHEMAS = {
+    "dataset": DatasetConfig,
+    "backbone": BackboneConfig,
+    "disentangle": DisentangleConfig,
+    "logger": LoggerConfig,
+    "trainer": TrainerConfig,
+}
+RESUME_MODES = ("auto", "never")
+
+
+def _merge(schema: type, node: Any, where: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"invalid config in `{where}`: {msg}") from None
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Return a validated copy of `cfg` (defaults filled in) or raise `ConfigError`."""
+    from tred.regularizers import REGISTRY  # late: regularizers import this module's errors
+
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    plain = lambda node: OmegaConf.to_container(node)  # noqa: E731
+    top = {k: v for k, v in raw.items() if k not in GROUP_SCHEMAS and k != "regularizer"}
+    out = plain(_merge(TopConfig, top, "<root>"))
+    for group, schema in GROUP_SCHEMAS.items():
+        if group not in raw:
+            raise ConfigError(f"the config has no `{group}` group; add one to configs/train.yaml")
+        out[group] = plain(_merge(schema, raw[group], group))
+    regs = raw.get("regularizer")
+    if not regs:
+        raise ConfigError(
+            f"no regularizer selected; pick one or more of {sorted(REGISTRY)}, "
+            "e.g. regularizer=l2 or regularizer=[l2sp,bss]")
+    out["regularizer"] = {}
+    for name, node in regs.items():
+        if name not in REGISTRY:
+            raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
+        out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node or {}, f"regularizer.{name}"))
+    out = OmegaConf.create(out)
+    if out.resume not in RESUME_MODES:
+        raise ConfigError(f"resume={out.resume!r}; valid: {list(RESUME_MODES)}")
+    check_ranges(out)
+    return out
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Values with the right type but an impossible value."""
+    t, d = cfg.trainer, cfg.dataset
+    if t.max_iters <= 0:
+        raise ConfigError(f"trainer.max_iters must be > 0, got {t.max_iters}")
+    if t.batch_size <= 0 or t.eval_batch_size <= 0:
+        raise ConfigError("trainer.batch_size and trainer.eval_batch_size must be > 0")
+    if t.lr <= 0:
+        raise ConfigError(f"trainer.lr must be > 0, got {t.lr}")
+    if t.weight_decay is not None and t.weight_decay < 0:
+        raise ConfigError(f"trainer.weight_decay must be >= 0, got {t.weight_decay}")
+    if not all(0 < m < 1 for m in t.lr_milestones):
+        raise ConfigError(f"trainer.lr_milestones are fractions in (0, 1), got {list(t.lr_milestones)}")
+    if not 0 < d.sample_rate <= 1:
+        raise ConfigError(f"dataset.sample_rate must be in (0, 1], got {d.sample_rate}")
+    if d.image_size < cfg.backbone.min_image_size:
+        raise ConfigError(
+            f"dataset.image_size={d.image_size} is too small for backbone "
+            f"{cfg.backbone.name}: use at least {cfg.backbone.min_image_size}")
+    if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
+        raise ConfigError(f"trainer.device={t.device!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def method_name(regularizer: Any, disentangle: Any = None) -> str:
+    """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd` ..."""
+    names = list(regularizer.keys()) if hasattr(regularizer, "keys") else [str(regularizer)]
+    parts = [f"tred-{disentangle}" if (n == "tred" and disentangle) else n for n in names]
+    return "+".join(parts)
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("method_name"):
+        OmegaConf.register_new_resolver("method_name", method_name)

@@ -1,0 +1,151 @@
+"""The fine-tuning loop: iteration-based SGD with a step schedule, loss = CE + regularizer terms.
+
+The loop knows nothing about any particular regularizer: it asks each one which feature maps
+it needs, computes them (one source forward per step, in inference mode, only if needed) and
+adds up the terms they return.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from tred.errors import NonFiniteLossError
+from tred.models.hooks import FeatureTaps
+from tred.regularizers.base import Step
+
+log = logging.getLogger(__name__)
+
+
+def optimizer_weight_decay(regularizers, override) -> float:
+    if override is not None:
+        return float(override)
+    return max((r.weight_decay for r in regularizers), default=0.0)
+
+
+def build_optimizer(model, regularizers, tcfg):
+    wd = optimizer_weight_decay(regularizers, tcfg.weight_decay)
+    groups = [
+        {"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": tcfg.lr},
+        {"params": list(model.head.parameters()), "lr": tcfg.lr * tcfg.head_lr_mult},
+    ]
+    opt = torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=wd)
+    milestones = sorted({int(round(m * tcfg.max_iters)) for m in tcfg.lr_milestones})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=tcfg.lr_gamma)
+    return opt, sched
+
+
+class Finetuner:
+    """Holds what one fine-tuning run changes: model, optimizer, schedule, iteration."""
+
+    def __init__(self, model, source, regularizers, data, tcfg, seed: int, device, metrics):
+        self.model, self.source, self.regs = model, source, regularizers
+        self.data, self.tcfg, self.seed, self.device, self.metrics = data, tcfg, seed, device, metrics
+        self.optimizer, self.scheduler = build_optimizer(model, regularizers, tcfg)
+        self.iteration = 0
+        src_layers = sorted({n for r in regularizers for n in r.source_layers})
+        tgt_layers = sorted({n for r in regularizers for n in r.target_layers})
+        self.source_taps = FeatureTaps(source.body, src_layers) if src_layers else None
+        self.target_taps = FeatureTaps(model.backbone.body, tgt_layers) if tgt_layers else None
+
+    def close(self) -> None:
+        for taps in (self.source_taps, self.target_taps):
+            if taps is not None:
+                taps.close()
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "iteration": self.iteration,
+                "regularizers": {r.name: r.state_dict() for r in self.regs}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.iteration = state["iteration"]
+        for r in self.regs:
+            r.load_state_dict(state["regularizers"].get(r.name, {}))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step; returns the detached loss terms."""
+        self.model.train()
+        logits, feats = self.model(x)
+        target_maps = self.target_taps.pop() if self.target_taps else {}
+        source_maps = {}
+        if self.source_taps is not None:
+            with torch.inference_mode():
+                self.source(x)
+            source_maps = self.source_taps.pop()
+        step = Step(self.model, logits, y, feats, target_maps, source_maps)
+        terms = {"ce": F.cross_entropy(logits, y)}
+        for r in self.regs:
+            terms.update(r.penalty(step))
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {self.iteration}: term(s) {bad} = "
+                f"{[float(terms[k]) for k in bad]}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.iteration += 1
+        out = {k: v.detach() for k, v in terms.items()}
+        out["loss"] = loss.detach()
+        return out
+
+    def run(self, on_step=None) -> dict:
+        """Train until `max_iters`; `on_step(self)` is called after every step (checkpoints ...)."""
+        t = self.tcfg
+        self.data.batches_per_epoch(t.batch_size)  # fails early on an impossible batch size
+        stream = self.data.train_stream(t.batch_size, self.seed, start=self.iteration)
+        bar = _progress(t.max_iters, self.iteration)
+        window_t, window_n = time.perf_counter(), 0
+        start_t = time.perf_counter()
+        for x, y in stream:
+            if self.iteration >= t.max_iters:
+                break
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            lr = self.optimizer.param_groups[0]["lr"]
+            terms = self.step(x, y)
+            window_n += len(y)
+            if bar is not None:
+                bar.update(1)
+            if self.iteration % t.log_every == 0 or self.iteration == t.max_iters:
+                now = time.perf_counter()
+                row = {"stage": "finetune", "iter": self.iteration, "lr": lr,
+                       **{k: float(v) for k, v in terms.items()},
+                       "imgs_per_s": window_n / max(now - window_t, 1e-9)}
+                self.metrics.log(row)
+                window_t, window_n = now, 0
+                if bar is None:
+                    log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, row["loss"], lr)
+                else:
+                    bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if on_step is not None:
+                on_step(self)
+        if bar is not None:
+            bar.close()
+        return {"finetune_time_s": time.perf_counter() - start_t}
+
+
+def _progress(total: int, initial: int):
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="fine-tune", dynamic_ncols=True)
+
+
+def finetune(model, source, regularizers, data, tcfg, seed, device, metrics) -> dict:
+    trainer = Finetuner(model, source, regularizers, data, tcfg, seed, device, metrics)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

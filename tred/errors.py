@@ -1,0 +1,17 @@
+"""Errors that stop a run before or during work with one line telling the user what to do."""
+
+
+class TredError(Exception):
+    """Base class: the message is shown to the user as is, without a traceback."""
+
+
+class ConfigError(TredError):
+    """A config value is unknown, of the wrong type or out of range."""
+
+
+class DataError(TredError):
+    """A dataset is missing, incomplete or unreadable."""
+
+
+class NonFiniteLossError(TredError):
+    """A loss term became NaN or infinite during training."""

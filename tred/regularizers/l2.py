@@ -1,0 +1,19 @@
+"""Plain fine-tuning ("L2"): no penalty term, weight decay in the optimizer."""
+
+from dataclasses import dataclass
+
+from tred.regularizers import register
+from tred.regularizers.base import Regularizer
+
+
+@register("l2")
+class L2(Regularizer):
+    """loss = CE; the optimizer applies weight decay `weight_decay` to every parameter."""
+
+    @dataclass
+    class Config:
+        weight_decay: float = 1e-4
+
+    def __init__(self, cfg, backbone_cfg=None):
+        super().__init__(cfg)
+        self.weight_decay = cfg.weight_decay

@@ -1,0 +1,134 @@
+"""One run, end to end: config -> data + models -> stage 1 -> fine-tune -> evaluate -> result.json.
+
+`result.json` is written once, atomically, at the end: a run directory without it did not
+finish; one with `status: failed` says why in `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from tred.config import method_name, validate
+from tred.data import build_data
+from tred.engine.evaluate import evaluate
+from tred.engine.loop import Finetuner
+from tred.engine.metrics import MetricsLog
+from tred.io import read_json, write_json
+from tred.models import build_models, resolve_layers
+from tred.regularizers import SetupContext, build_regularizers
+
+log = logging.getLogger(__name__)
+RESULT, CONFIG, METRICS = "result.json", "config.yaml", "metrics.csv"
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
+    """The result of a finished run of this exact config in `run_dir`, if there is one."""
+    res, saved = run_dir / RESULT, run_dir / CONFIG
+    if not (res.is_file() and saved.is_file()):
+        return None
+    try:
+        result = read_json(res)
+    except (OSError, ValueError):
+        return None
+    same = OmegaConf.to_container(OmegaConf.load(saved)) == OmegaConf.to_container(cfg, resolve=True)
+    return result if same and result.get("status") == "completed" else None
+
+
+def result_stub(cfg: DictConfig) -> dict:
+    uses_tred = "tred" in cfg.regularizer
+    return {
+        "method": method_name(cfg.regularizer, cfg.disentangle.name if uses_tred else None),
+        "dataset": cfg.dataset.name,
+        "regularizer": "+".join(cfg.regularizer.keys()),
+        "disentangle": cfg.disentangle.name if uses_tred else None,
+        "backbone": cfg.backbone.name,
+        "seed": cfg.seed,
+        "sample_rate": cfg.dataset.sample_rate,
+        "sweep": cfg.sweep_name,
+        "iters": cfg.trainer.max_iters,
+    }
+
+
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog) -> dict:
+    t = cfg.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    seed_everything(cfg.seed, t.deterministic)
+    device = pick_device(t.device)
+    data = build_data(cfg.dataset, cfg.seed)
+    data.batches_per_epoch(t.batch_size)
+    model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
+    regs = build_regularizers(cfg.regularizer, cfg.backbone)
+    for r in regs:  # unknown layer names fail here, before any work
+        resolve_layers(model.backbone.body, tuple(r.source_layers) + tuple(r.target_layers))
+    model.to(device)
+    source.to(device)
+
+    info: dict = {"train_size": data.train_size, "test_size": data.test_size, "device": str(device)}
+    ctx = SetupContext(model, source, data, cfg, device, run_dir, Path(cfg.cache_dir), metrics)
+    t0 = time.perf_counter()
+    for r in regs:
+        info.update(r.setup(ctx))
+    info["stage1_time_s"] = time.perf_counter() - t0
+
+    trainer = Finetuner(model, source, regs, data, t, cfg.seed, device, metrics)
+    try:
+        info.update(trainer.run())
+    finally:
+        trainer.close()
+    scores = evaluate(model, data, t.eval_batch_size, device, "test")
+    metrics.log({"stage": "eval", "iter": trainer.iteration, **scores})
+    info.update(scores)
+    info["iters"] = trainer.iteration
+    return info
+
+
+def run(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
+    """Train and evaluate one config in `run_dir`; returns the result dict (also in result.json)."""
+    cfg = validate(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.resume == "auto":
+        done = completed_result(run_dir, cfg)
+        if done is not None:
+            log.info("skipping %s: completed with the same config", run_dir)
+            return {**done, "skipped": True}
+    (run_dir / RESULT).unlink(missing_ok=True)
+    OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+
+    result = result_stub(cfg)
+    metrics = MetricsLog(run_dir / METRICS)
+    start = time.perf_counter()
+    try:
+        result.update(train_and_evaluate(cfg, run_dir, metrics))
+        result["status"] = "completed"
+    except BaseException as exc:
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        result["wall_time_s"] = time.perf_counter() - start
+        write_json(run_dir / RESULT, result)
+    return result
