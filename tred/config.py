@@ -135,6 +135,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         if name not in REGISTRY:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
         out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node or {}, f"regularizer.{name}"))
+    if "tred" not in out["regularizer"]:
+        out["disentangle"] = None  # only TRED reads it; keeps other runs' configs independent of it
     out = OmegaConf.create(out)
     if out.resume not in RESUME_MODES:
         raise ConfigError(f"resume={out.resume!r}; valid: {list(RESUME_MODES)}")

@@ -58,7 +58,7 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
 
 
 def result_stub(cfg: DictConfig) -> dict:
-    uses_tred = "tred" in cfg.regularizer
+    uses_tred = cfg.disentangle is not None
     return {
         "method": method_name(cfg.regularizer, cfg.disentangle.name if uses_tred else None),
         "dataset": cfg.dataset.name,

@@ -1,0 +1,61 @@
+"""Stage caches (DELTA channel attention, TRED disentangler) shared by the runs of a sweep.
+
+An entry is keyed by a hash of everything that determines it (passed in as a dict), written
+atomically, and carries its key inside, so a stale or half-written file is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from tred.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(parts: dict) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cache_path(cache_dir: str | Path, kind: str, parts: dict) -> Path:
+    return Path(cache_dir) / kind / f"{cache_key(parts)}.pt"
+
+
+def load_cached(path: Path, parts: dict) -> Any | None:
+    if not path.is_file():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or foreign file: recompute
+        log.warning("ignoring unreadable cache %s (%s)", path, exc)
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != json.loads(json.dumps(parts, default=str)):
+        return None
+    return entry["value"]
+
+
+def save_cached(path: Path, parts: dict, value: Any) -> None:
+    buf = io.BytesIO()
+    torch.save({"key": json.loads(json.dumps(parts, default=str)), "value": value}, buf)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()), mode="wb")
+
+
+def cached(cache_dir: str | Path | None, kind: str, parts: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """`(value, hit)`: the cached value for `parts`, or `compute()` stored for next time."""
+    if cache_dir is None:
+        return compute(), False
+    path = cache_path(cache_dir, kind, parts)
+    value = load_cached(path, parts)
+    if value is not None:
+        return value, True
+    value = compute()
+    save_cached(path, parts, value)
+    return value, False
