@@ -7,6 +7,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tred.config import register_resolvers
@@ -22,9 +23,13 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg, HydraConfig.get().runtime.output_dir)
     except TredError as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("%s", exc)
+            raise  # Hydra runs the other jobs, then reports the failure and exits non-zero
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
+    if not result.get("skipped"):
+        log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
     return result["test_acc"]
 
 

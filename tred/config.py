@@ -110,7 +110,9 @@ def _merge(schema: type, node: Any, where: str) -> DictConfig:
         return OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as exc:
         msg = str(exc).splitlines()[0]
-        raise ConfigError(f"invalid config in `{where}`: {msg}") from None
+        key = getattr(exc, "full_key", None)
+        at = f"{where}.{key}" if key and where != "<root>" else (key or where)
+        raise ConfigError(f"invalid config at `{at}`: {msg}") from None
 
 
 def validate(cfg: DictConfig) -> DictConfig:

@@ -1,0 +1,58 @@
+"""Every config group option composes and validates; bad values fail before any work."""
+
+import pytest
+
+from conftest import CONFIGS, compose_cfg
+from tred.config import method_name, validate
+from tred.errors import ConfigError
+from tred.regularizers import REGISTRY
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["dataset", "backbone", "regularizer", "disentangle", "logger", "experiment"])
+def test_every_group_option_composes_and_validates(group):
+    assert options(group), f"configs/{group} is empty"
+    for opt in options(group):
+        extra = ["regularizer=tred"] if group == "disentangle" and "tred" in REGISTRY else []
+        cfg = validate(compose_cfg([f"{group}={opt}", *extra], smoke=False))
+        assert cfg.trainer.max_iters > 0
+
+
+def test_smoke_shrinks_the_run():
+    cfg = validate(compose_cfg())
+    assert cfg.trainer.max_iters <= 10 and cfg.dataset.train_per_class <= 10
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(ConfigError, match="trainer.*not_a_key|not_a_key"):
+        validate(compose_cfg(["+trainer.not_a_key=1"]))
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ConfigError, match="max_iters"):
+        validate(compose_cfg(["trainer.max_iters=lots"]))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dataset.sample_rate=0", "sample_rate"),
+    ("dataset.sample_rate=1.5", "sample_rate"),
+    ("trainer.max_iters=0", "max_iters"),
+    ("dataset.image_size=8", "too small"),
+    ("resume=sometimes", "resume"),
+])
+def test_out_of_range_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_cfg([override]))
+
+
+def test_disentangle_is_dropped_unless_tred():
+    assert validate(compose_cfg()).disentangle is None
+
+
+def test_method_names():
+    assert method_name({"l2": {}}) == "l2"
+    assert method_name({"l2sp": {}, "bss": {}}) == "l2sp+bss"
+    assert method_name({"tred": {}}, "max_mmd") == "tred-max_mmd"

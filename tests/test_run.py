@@ -1,0 +1,75 @@
+"""End to end: smoke runs write the run contract; Hydra multirun works; bad input fails clearly."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TRAIN
+
+CONTRACT = {"status", "test_acc", "dataset", "regularizer", "disentangle", "seed", "sample_rate",
+            "iters", "wall_time_s"}
+
+
+def train(*args, cwd=ROOT):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(TRAIN), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_smoke_run_writes_the_contract(tmp_path, smoke):
+    result = smoke()
+    assert CONTRACT <= set(result)
+    assert result["status"] == "completed" and result["iters"] == 4 and result["disentangle"] is None
+    assert 0 <= result["test_acc"] <= 100
+    run = tmp_path / "run"
+    on_disk = json.loads((run / "result.json").read_text())
+    assert on_disk["test_acc"] == result["test_acc"]
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert {"iter", "loss", "ce", "lr", "imgs_per_s"} <= set(metrics.columns)
+    assert metrics.query("stage == 'eval'")["test_acc"].item() == result["test_acc"]
+    assert (run / "config.yaml").is_file()
+
+
+def test_same_seed_same_result(tmp_path):
+    from conftest import run_smoke
+
+    a = run_smoke(tmp_path / "a")
+    b = run_smoke(tmp_path / "b")
+    assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
+
+
+def test_completed_run_is_skipped(tmp_path, smoke):
+    first = smoke()
+    again = smoke()
+    assert again.get("skipped") and again["test_acc"] == first["test_acc"]
+
+
+def test_multirun_of_two_smoke_runs(tmp_path):
+    out = train("-m", "experiment=smoke", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
+                f"cache_dir={tmp_path / 'cache'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = sorted(tmp_path.rglob("result.json"))
+    assert len(results) == 2
+    assert {json.loads(p.read_text())["seed"] for p in results} == {0, 1}
+    assert all("seed" in str(p.parent.name) for p in results)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dataset=not_a_dataset", "digits"),            # Hydra lists the available options
+    ("backbone=not_a_backbone", "efficientnet_lite0"),
+    ("dataset.sample_rate=2", "sample_rate must be in (0, 1]"),
+    ("dataset.sample_rate=0.01", "no image"),
+    ("backbone.pretrained=/no/such/weights.pth", "no such file"),
+])
+def test_bad_input_fails_before_training(tmp_path, override, message):
+    run_dir = tmp_path / "run"
+    out = train("experiment=smoke", override, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path}")
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr
+    result = run_dir / "result.json"
+    assert not result.exists() or json.loads(result.read_text())["status"] == "failed"
