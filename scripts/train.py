@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from tred.config import register_resolvers
 from tred.errors import TredError
 from tred.run import run
+from tred.runlock import RunInterrupted
 
 register_resolvers()
 log = logging.getLogger("tred")
@@ -24,6 +25,9 @@ def main(cfg: DictConfig) -> float | None:
     except TredError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as exc:  # checkpoint written: the same command resumes
+        print(f"{exc}; checkpoint saved, run the same command to resume", file=sys.stderr)
+        sys.exit(128 + exc.signum)
     log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
     return result["test_acc"]
 
