@@ -1,7 +1,8 @@
 """One run, end to end: config -> data + models -> stage 1 -> fine-tune -> evaluate -> result.json.
 
 `result.json` is written once, atomically, at the end: a run directory without it did not
-finish; one with `status: failed` says why in `error`.
+finish; one with `status: failed` says why in `error`. `checkpoint.pt` makes a killed run
+resumable (tred/engine/checkpoint.py); `run.lock` keeps one process per run directory.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from tred.config import method_name, validate
 from tred.data import build_data
-from tred.errors import ConfigError
 from tred.engine.checkpoint import Checkpointer, config_diff
 from tred.engine.evaluate import evaluate
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
+from tred.errors import ConfigError
 from tred.io import read_json, write_json
 from tred.models import build_models, resolve_layers
 from tred.regularizers import SetupContext, build_regularizers
@@ -159,7 +160,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
         with StopSignals() as stop:
             result.update(train_and_evaluate(cfg, run_dir, metrics, ckpt, resume, stop))
         result["status"] = "completed"
-    except KeyboardInterrupt:  # SIGTERM / SIGINT (RunInterrupted): incomplete, resumable, not failed
+    except (KeyboardInterrupt, SystemExit):  # signals, submitit requeue: incomplete, resumable, not failed
         raise
     except BaseException as exc:
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}",

@@ -8,6 +8,8 @@
   writes a checkpoint at the end of the current step and raises `RunInterrupted`. Outside the
   loop (stage 1, evaluation) the signal raises `RunInterrupted` at once: the last checkpoint on
   disk is the resume point. A second signal while a stop is pending also raises at once.
+  A signal that someone else already handles (submitit ignores SIGTERM and requeues on
+  SIGUSR2) is left to them.
 
 This module imports no torch, so a light process can take or probe a lock.
 """
@@ -112,7 +114,8 @@ class StopSignals:
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # signal.signal works only there
             for s in self.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
+                if signal.getsignal(s) in (signal.SIG_DFL, signal.default_int_handler):
+                    self._previous[s] = signal.signal(s, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
