@@ -25,8 +25,9 @@ def main(cfg: DictConfig) -> float | None:
     except TredError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except RunInterrupted as exc:  # checkpoint written: the same command resumes
-        print(f"{exc}; checkpoint saved, run the same command to resume", file=sys.stderr)
+    except RunInterrupted as exc:  # incomplete, not failed: the same command resumes
+        saved = "checkpoint saved" if exc.iteration is not None else "the last checkpoint, if any, is kept"
+        print(f"{exc}; {saved}; run the same command to resume", file=sys.stderr)
         sys.exit(128 + exc.signum)
     log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
     return result["test_acc"]
