@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from tred.config import register_resolvers
 from tred.errors import TredError
 from tred.run import run
+from tred.runlock import RunInterrupted
 
 register_resolvers()
 log = logging.getLogger("tred")
@@ -28,6 +29,10 @@ def main(cfg: DictConfig) -> float | None:
             raise  # Hydra runs the other jobs, then reports the failure and exits non-zero
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as exc:  # incomplete, not failed: the same command resumes
+        saved = "checkpoint saved" if exc.iteration is not None else "the last checkpoint, if any, is kept"
+        print(f"{exc}; {saved}; run the same command to resume", file=sys.stderr)
+        sys.exit(128 + exc.signum)
     if not result.get("skipped"):
         log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
     return result["test_acc"]

@@ -1,7 +1,9 @@
 """Stage caches (DELTA channel attention, TRED disentangler) shared by the runs of a sweep.
 
 An entry is keyed by a hash of everything that determines it (passed in as a dict), written
-atomically, and carries its key inside, so a stale or half-written file is never read.
+atomically, and carries its key inside, so a stale or half-written file is never read. A
+process that misses takes `<entry>.lock` before computing, so a second process wanting the
+same entry at the same time waits for the first and then reads its result.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from tred.io import atomic_write
+from tred.runlock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,10 @@ def cached(cache_dir: str | Path | None, kind: str, parts: dict, compute: Callab
     value = load_cached(path, parts)
     if value is not None:
         return value, True
-    value = compute()
-    save_cached(path, parts, value)
+    with RunLock(path.with_suffix(".lock"), wait_s=-1, what="cache entry"):
+        value = load_cached(path, parts)  # another process may have just computed it
+        if value is not None:
+            return value, True
+        value = compute()
+        save_cached(path, parts, value)
     return value, False

@@ -82,6 +82,10 @@ class TrainerConfig:
     log_every: int = 25
     threads: Optional[int] = None
     deterministic: bool = True
+    # Iterations between checkpoints (0: only at stage ends, on SIGTERM/SIGINT and at the end).
+    checkpoint_every: int = 500
+    # Keep checkpoint.pt (the final weights) after a completed run; off: deleted to save disk.
+    keep_checkpoint: bool = False
 
 
 @dataclass
@@ -93,6 +97,8 @@ class TopConfig:
     cache_dir: str = "outputs/cache"
     resume: str = "auto"
     run_name: str = ""
+    # Another process holds the run directory: 0 refuse at once, >0 wait that many seconds, <0 for ever.
+    lock_wait_s: float = 0.0
 
 
 GROUP_SCHEMAS = {
@@ -143,7 +149,29 @@ def validate(cfg: DictConfig) -> DictConfig:
     if out.resume not in RESUME_MODES:
         raise ConfigError(f"resume={out.resume!r}; valid: {list(RESUME_MODES)}")
     check_ranges(out)
+    for name, node in out.regularizer.items():
+        check_nonnegative(node, f"regularizer.{name}")
+    if out.disentangle is not None:
+        check_nonnegative(out.disentangle, "disentangle")
     return out
+
+
+# Numeric fields with these names are loss weights or decays: a negative one is never meant.
+WEIGHT_NAMES = ("alpha", "beta", "eta", "lambda", "weight_decay")
+
+
+def is_weight_name(key: str) -> bool:
+    return key in WEIGHT_NAMES or key.startswith("weight") or key.endswith("_weight")
+
+
+def check_nonnegative(node: Any, where: str) -> None:
+    """Every numeric weight (alpha, beta, eta, weight*, *_weight ...) in `node` must be >= 0."""
+    for key, value in node.items():
+        if isinstance(value, DictConfig):
+            check_nonnegative(value, f"{where}.{key}")
+        elif (is_weight_name(str(key)) and isinstance(value, (int, float))
+              and not isinstance(value, bool) and value < 0):
+            raise ConfigError(f"{where}.{key} must be >= 0 (a loss weight), got {value}")
 
 
 def check_ranges(cfg: DictConfig) -> None:
@@ -155,6 +183,11 @@ def check_ranges(cfg: DictConfig) -> None:
         raise ConfigError("trainer.batch_size and trainer.eval_batch_size must be > 0")
     if t.lr <= 0:
         raise ConfigError(f"trainer.lr must be > 0, got {t.lr}")
+    if t.checkpoint_every < 0 or t.log_every <= 0:
+        raise ConfigError(f"trainer.checkpoint_every must be >= 0 and trainer.log_every > 0, got "
+                          f"{t.checkpoint_every} and {t.log_every}")
+    if t.momentum < 0 or t.lr_gamma <= 0 or t.head_lr_mult < 0:
+        raise ConfigError("trainer.momentum and trainer.head_lr_mult must be >= 0, trainer.lr_gamma > 0")
     if t.weight_decay is not None and t.weight_decay < 0:
         raise ConfigError(f"trainer.weight_decay must be >= 0, got {t.weight_decay}")
     if not all(0 < m < 1 for m in t.lr_milestones):

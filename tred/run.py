@@ -1,7 +1,8 @@
 """One run, end to end: config -> data + models -> stage 1 -> fine-tune -> evaluate -> result.json.
 
 `result.json` is written once, atomically, at the end: a run directory without it did not
-finish; one with `status: failed` says why in `error`.
+finish; one with `status: failed` says why in `error`. `checkpoint.pt` makes a killed run
+resumable (tred/engine/checkpoint.py); `run.lock` keeps one process per run directory.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from tred.config import method_name, validate
 from tred.data import build_data
+from tred.engine.checkpoint import Checkpointer, config_diff
 from tred.engine.evaluate import evaluate
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
+from tred.errors import ConfigError
 from tred.io import read_json, write_json
 from tred.models import build_models, resolve_layers
 from tred.regularizers import SetupContext, build_regularizers
+from tred.runlock import RunLock, StopSignals
 
 log = logging.getLogger(__name__)
-RESULT, CONFIG, METRICS = "result.json", "config.yaml", "metrics.csv"
+RESULT, CONFIG, METRICS, LOCK = "result.json", "config.yaml", "metrics.csv", "run.lock"
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -45,7 +49,10 @@ def pick_device(name: str) -> torch.device:
 
 
 def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
-    """The result of a finished run of this exact config in `run_dir`, if there is one."""
+    """The result of a finished run of this config in `run_dir`, if there is one.
+
+    A completed result of a different config is never overwritten silently: ConfigError.
+    """
     res, saved = run_dir / RESULT, run_dir / CONFIG
     if not (res.is_file() and saved.is_file()):
         return None
@@ -53,8 +60,13 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
         result = read_json(res)
     except (OSError, ValueError):
         return None
-    same = OmegaConf.to_container(OmegaConf.load(saved)) == OmegaConf.to_container(cfg, resolve=True)
-    return result if same and result.get("status") == "completed" else None
+    if result.get("status") != "completed":
+        return None
+    diff = config_diff(OmegaConf.to_container(OmegaConf.load(saved)), OmegaConf.to_container(cfg, resolve=True))
+    if diff:
+        raise ConfigError(f"{run_dir} holds a completed run of a different config ({'; '.join(diff)}); "
+                          "pass resume=never to replace it, or use another run directory")
+    return result
 
 
 def result_stub(cfg: DictConfig) -> dict:
@@ -72,7 +84,8 @@ def result_stub(cfg: DictConfig) -> dict:
     }
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog) -> dict:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt: Checkpointer,
+                       resume: dict | None, stop: StopSignals) -> dict:
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -93,11 +106,21 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog) -> d
     for r in regs:
         info.update(r.setup(ctx))
     info["stage1_time_s"] = time.perf_counter() - t0
+    seed_everything(cfg.seed, t.deterministic)  # fine-tuning must not depend on a stage-1 cache hit
 
     trainer = Finetuner(model, source, regs, data, t, cfg.seed, device, metrics)
+    if resume is not None:
+        info.update(Checkpointer.restore(resume, trainer, metrics))
+    else:
+        ckpt.save(trainer, metrics, info)  # end of stage 1
     try:
-        info.update(trainer.run())
+        stop.deferring = True  # a stop signal now checkpoints at the end of the step
+        info.update(trainer.run(on_step=ckpt.on_step(stop, metrics, info)))
+        stop.deferring = False
+        if ckpt.saved_at != trainer.iteration:
+            ckpt.save(trainer, metrics, info)
     finally:
+        stop.deferring = False
         trainer.close()
     scores = evaluate(model, data, t.eval_batch_size, device, "test")
     metrics.log({"stage": "eval", "iter": trainer.iteration, **scores})
@@ -111,11 +134,22 @@ def run(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     cfg = validate(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir / LOCK, cfg.lock_wait_s):  # one process per run directory
+        return _run_locked(cfg, run_dir)
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
+    t = cfg.trainer
+    ckpt = Checkpointer(run_dir, OmegaConf.to_container(cfg, resolve=True), t.checkpoint_every, t.max_iters)
+    resume = None
     if cfg.resume == "auto":
         done = completed_result(run_dir, cfg)
         if done is not None:
             log.info("skipping %s: completed with the same config", run_dir)
             return {**done, "skipped": True}
+        resume = ckpt.load()  # refuses a checkpoint of another config, before any work
+    else:
+        ckpt.clear()
     (run_dir / RESULT).unlink(missing_ok=True)
     OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
 
@@ -123,12 +157,18 @@ def run(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     metrics = MetricsLog(run_dir / METRICS)
     start = time.perf_counter()
     try:
-        result.update(train_and_evaluate(cfg, run_dir, metrics))
+        with StopSignals() as stop:
+            result.update(train_and_evaluate(cfg, run_dir, metrics, ckpt, resume, stop))
         result["status"] = "completed"
-    except BaseException as exc:
-        result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+    except (KeyboardInterrupt, SystemExit):  # signals, submitit requeue: incomplete, resumable, not failed
         raise
-    finally:
-        result["wall_time_s"] = time.perf_counter() - start
+    except BaseException as exc:
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      wall_time_s=time.perf_counter() - start)
         write_json(run_dir / RESULT, result)
+        raise
+    result["wall_time_s"] = time.perf_counter() - start
+    write_json(run_dir / RESULT, result)
+    if not t.keep_checkpoint:
+        ckpt.clear()  # the result is final; the checkpoint is only a resume point
     return result

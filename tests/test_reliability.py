@@ -1,0 +1,310 @@
+"""Checkpoint / resume, honest status, bad input and locks (issue 7)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from conftest import ROOT, TRAIN, compose_cfg
+from tred.cache import cached
+from tred.config import check_nonnegative, validate
+from tred.engine.checkpoint import CHECKPOINT, Checkpointer, config_diff
+from tred.engine.loop import Finetuner
+from tred.errors import ConfigError, NonFiniteLossError
+from tred.io import read_json
+from tred.regularizers import REGISTRY, Regularizer
+from tred.run import run
+from tred.runlock import RunInterrupted, RunLock, RunLockedError
+
+FAST = ["dataset.test_per_class=10", "trainer.max_iters=3", "trainer.log_every=1", "trainer.batch_size=4"]
+STAGE1_CALLS: list[int] = []
+
+
+class Staged(Regularizer):
+    """Test method with a cached stage 1 (counts its computations) and no penalty."""
+
+    name = "staged"
+
+    @dataclass
+    class Config:
+        weight: float = 0.0
+
+    def setup(self, ctx):
+        def compute():
+            STAGE1_CALLS.append(1)
+            return torch.arange(3.0)
+        self.reference, hit = cached(ctx.cache_dir, "staged", {"seed": ctx.cfg.seed}, compute)
+        return {"staged_hit": hit}
+
+    def state_dict(self):
+        return {"reference": self.reference}
+
+
+class Boom(Regularizer):
+    """Test method whose term is NaN from iteration `at_iter` on (iterations count from 0)."""
+
+    name = "boom"
+
+    @dataclass
+    class Config:
+        at_iter: int = 1
+
+    calls = 0
+
+    def penalty(self, step):
+        self.calls += 1
+        return {"boom": torch.tensor(float("nan") if self.calls > self.cfg.at_iter else 0.0)}
+
+
+class Taps(Regularizer):
+    name = "taps"
+    source_layers = ("blocks.99",)
+
+    @dataclass
+    class Config:
+        pass
+
+
+@pytest.fixture
+def methods(monkeypatch):
+    for cls in (Staged, Boom, Taps):
+        monkeypatch.setitem(REGISTRY, cls.name, cls)
+    STAGE1_CALLS.clear()
+
+
+def make_cfg(tmp_path, overrides=(), regularizer=None):
+    cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", *FAST, *overrides])
+    if regularizer is not None:
+        with open_dict(cfg):
+            cfg.regularizer = regularizer
+    return cfg
+
+
+class Killed(KeyboardInterrupt):
+    """Stands for SIGKILL: nothing after it runs (no checkpoint, no result)."""
+
+
+def kill():
+    raise Killed()
+
+
+def interrupt_after_step(monkeypatch, at: int, action):
+    original = Finetuner.step
+
+    def step(self, x, y):
+        out = original(self, x, y)
+        if self.iteration == at:
+            action()
+        return out
+    monkeypatch.setattr(Finetuner, "step", step)
+
+
+def rows(path):
+    with open(path) as fh:
+        return [{k: v for k, v in r.items() if k != "imgs_per_s"} for r in csv.DictReader(fh)]
+
+
+def saved_iteration(run_dir):
+    return torch.load(run_dir / CHECKPOINT, weights_only=False)["iteration"]
+
+
+def test_resume_after_sigterm_and_kill_is_bit_exact(tmp_path, methods, monkeypatch):
+    regs = {"l2": {"weight_decay": 1e-4}, "staged": {}}
+    over = ["trainer.checkpoint_every=2", "trainer.keep_checkpoint=true"]
+    ref = run(make_cfg(tmp_path / "a", over, regs), tmp_path / "a" / "run")
+    assert STAGE1_CALLS == [1]
+
+    cfg, run_dir = make_cfg(tmp_path / "b", over, regs), tmp_path / "b" / "run"
+    with monkeypatch.context() as m:  # SIGTERM during step 1: checkpoint at 1 (not a periodic one)
+        interrupt_after_step(m, 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        with pytest.raises(RunInterrupted, match="SIGTERM at iteration 1"):
+            run(cfg, run_dir)
+    assert not (run_dir / "result.json").exists() and saved_iteration(run_dir) == 1
+    with monkeypatch.context() as m:  # "SIGKILL" after step 3, before its checkpoint: resume point 2
+        interrupt_after_step(m, 3, kill)
+        with pytest.raises(Killed):
+            run(cfg, run_dir)
+    assert not (run_dir / "result.json").exists() and saved_iteration(run_dir) == 2
+    before = torch.load(run_dir / CHECKPOINT, weights_only=False)["trainer"]["model"]
+    out = run(cfg, run_dir)
+
+    assert STAGE1_CALLS == [1, 1]  # run b computed stage 1 once; both resumes hit the cache
+    assert out["status"] == "completed" and out["test_acc"] == ref["test_acc"]
+    assert out["test_loss"] == ref["test_loss"] and out["staged_hit"] is False
+    a = torch.load(tmp_path / "a" / "run" / CHECKPOINT, weights_only=False)
+    b = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    assert a["iteration"] == b["iteration"] == 3
+    for k, v in a["trainer"]["model"].items():
+        assert torch.equal(v, b["trainer"]["model"][k]), k
+    assert any(not torch.equal(v, before[k]) for k, v in a["trainer"]["model"].items())
+    assert a["trainer"]["optimizer"]["param_groups"] == b["trainer"]["optimizer"]["param_groups"]
+    assert rows(run_dir / "metrics.csv") == rows(tmp_path / "a" / "run" / "metrics.csv")
+    assert [r["iter"] for r in rows(run_dir / "metrics.csv")] == ["1", "2", "3", "3"]
+
+
+def test_completed_run_is_skipped_and_checkpoint_removed(tmp_path):
+    cfg = make_cfg(tmp_path, ["trainer.max_iters=1"])
+    first = run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / CHECKPOINT).exists()  # keep_checkpoint=false by default
+    again = run(cfg, tmp_path / "run")
+    assert again["skipped"] and again["test_acc"] == first["test_acc"]
+    with pytest.raises(ConfigError, match=r"completed run of a different config \(trainer.lr: 0.01 -> 0.02\)"):
+        run(make_cfg(tmp_path, ["trainer.max_iters=1", "trainer.lr=0.02"]), tmp_path / "run")
+
+
+def test_nan_loss_fails_with_iteration_and_term(tmp_path, methods):
+    cfg = make_cfg(tmp_path, regularizer={"l2": {}, "boom": {"at_iter": 1}})
+    msg = r"non-finite loss at iteration 1: term\(s\) \['boom'\]"
+    with pytest.raises(NonFiniteLossError, match=msg):
+        run(cfg, tmp_path / "run")
+    result = read_json(tmp_path / "run" / "result.json")
+    assert result["status"] == "failed" and "test_acc" not in result
+    assert "NonFiniteLossError" in result["error"] and "iteration 1" in result["error"] and "boom" in result["error"]
+
+
+class FakeTrainer:
+    def __init__(self, iteration, value):
+        self.iteration, self.value = iteration, value
+
+    def state_dict(self):
+        return {"w": torch.full((4,), float(self.value))}
+
+
+class Rows:
+    rows = [{"iter": 1}]
+
+
+def test_killed_checkpoint_write_leaves_previous_usable(tmp_path):
+    config = {"seed": 0, "trainer": {"lr": 0.1}}
+    Checkpointer(tmp_path, config, 1, 10).save(FakeTrainer(5, 5), Rows(), {"a": 1})
+    writer = (
+        "import sys, time\nfrom tred.io import atomic_write\n"
+        "def slow(fh):\n    fh.write(b'x' * 4096); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+        f"atomic_write({str(tmp_path / CHECKPOINT)!r}, slow, mode='wb')\n")
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait()
+    assert len(list(tmp_path.glob(f".{CHECKPOINT}.*.tmp"))) == 1  # the half-written file
+    state = Checkpointer(tmp_path, config, 1, 10).load()
+    assert state["iteration"] == 5 and torch.equal(state["trainer"]["w"], torch.full((4,), 5.0))
+    assert not list(tmp_path.glob(f".{CHECKPOINT}.*.tmp"))
+
+
+def test_checkpoint_from_other_config_is_refused(tmp_path):
+    cfg = make_cfg(tmp_path, ["trainer.batch_size=41"])
+    other = validate(make_cfg(tmp_path, ["trainer.batch_size=41", "trainer.lr=0.02", "trainer.checkpoint_every=7"]))
+    from omegaconf import OmegaConf
+    torch.save({"config": OmegaConf.to_container(other, resolve=True)}, tmp_path / CHECKPOINT)
+    with pytest.raises(ConfigError, match=r"different config \(trainer.lr: 0.02 -> 0.01\); refusing"):
+        run(cfg, tmp_path)
+    # resume=never starts over: the checkpoint goes, and the next error is the batch size
+    with pytest.raises(ConfigError, match=r"batch_size=41 is larger than the training set \(40 images"):
+        run(make_cfg(tmp_path, ["trainer.batch_size=41", "resume=never"]), tmp_path)
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def test_config_diff_ignores_operational_keys():
+    old = {"seed": 0, "resume": "auto", "trainer": {"lr": 0.1, "checkpoint_every": 5, "device": "cpu"}}
+    new = {"seed": 1, "resume": "never", "trainer": {"lr": 0.1, "checkpoint_every": 9, "device": "cuda"}, "x": 2}
+    assert config_diff(old, new) == ["seed: 0 -> 1", "x: '<unset>' -> 2"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("regularizer.l2.weight_decay=-1e-4", r"regularizer.l2.weight_decay must be >= 0"),
+    ("trainer.max_iters=0", r"trainer.max_iters must be > 0, got 0"),
+    ("dataset.image_size=16", r"image_size=16 is too small for backbone efficientnet_lite0: use at least 32"),
+    ("trainer.checkpoint_every=-1", r"checkpoint_every must be >= 0"),
+])
+def test_bad_config_values(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(make_cfg(tmp_path, [override]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_negative_weights_checked_by_name():
+    from omegaconf import OmegaConf
+    ok = OmegaConf.create({"alpha": 0.0, "beta": 1, "rec_weight": 2.0, "k": -1, "inner": {"eta": 0.1}})
+    check_nonnegative(ok, "regularizer.x")
+    for bad in ({"alpha": -0.1}, {"inner": {"mmd_weight": -1}}, {"weights": -2}):
+        with pytest.raises(ConfigError, match="must be >= 0"):
+            check_nonnegative(OmegaConf.create(bad), "regularizer.x")
+
+
+def test_batch_larger_than_train_set(tmp_path):
+    with pytest.raises(ConfigError, match=r"batch_size=41 is larger than the training set \(40 images"):
+        run(make_cfg(tmp_path, ["trainer.batch_size=41"]), tmp_path / "run")
+
+
+def test_unknown_layer_lists_valid_ones(tmp_path, methods):
+    with pytest.raises(ConfigError, match=r"unknown layer name\(s\) \['blocks.99'\].*valid names include: .*'blocks.6'"):
+        run(make_cfg(tmp_path, regularizer={"taps": {}}), tmp_path / "run")
+
+
+def test_train_script_bad_input_is_one_line_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(TRAIN), "experiment=smoke", "trainer.max_iters=0",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: trainer.max_iters must be > 0, got 0"]
+
+
+HOLDER = ("import sys, time\nfrom tred.runlock import RunLock\n"
+          "with RunLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(float(sys.argv[2]))\n")
+
+
+def hold_lock(path, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_process_on_run_dir_refuses(tmp_path):
+    run_dir = tmp_path / "run"
+    holder = hold_lock(run_dir / "run.lock", 60)
+    try:
+        with pytest.raises(RunLockedError, match=rf"in use by pid {holder.pid} on"):
+            run(make_cfg(tmp_path), run_dir)
+        assert sorted(p.name for p in run_dir.iterdir()) == ["run.lock"]  # nothing written
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock, the stale file blocks no one
+        holder.wait()
+    with RunLock(run_dir / "run.lock", wait_s=0):
+        pass
+
+
+def test_waiting_process_gets_the_lock_after_the_first(tmp_path):
+    holder = hold_lock(tmp_path / "run.lock", 0.5)
+    with RunLock(tmp_path / "run.lock", wait_s=-1):
+        assert holder.poll() is not None  # we only got it once the holder was gone
+    holder.wait()
+
+
+def test_cache_entry_is_computed_once_by_concurrent_callers(tmp_path):
+    calls, results = [], []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.3)
+        return torch.ones(2)
+
+    threads = [threading.Thread(target=lambda: results.append(cached(tmp_path, "k", {"a": 1}, compute)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and sorted(hit for _, hit in results) == [False, True]
+    assert all(torch.equal(v, torch.ones(2)) for v, _ in results)

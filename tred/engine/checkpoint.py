@@ -1,0 +1,127 @@
+"""Checkpoints of a fine-tuning run: written atomically, resumed bit for bit.
+
+`checkpoint.pt` in the run directory holds everything a run changes: the `Finetuner` state
+(model, optimizer, scheduler, iteration, each regularizer's `state_dict`), the state of every
+random generator (python, numpy, torch CPU, CUDA), the metrics rows so far, the stage-1
+diagnostics and the resolved config it was made from. The data stream is a pure function of
+(seed, iteration), so the iteration is its position.
+
+It is written (temporary file, fsync, rename: `tred.io.atomic_write`) at the end of stage 1,
+every `trainer.checkpoint_every` iterations, at the end of fine-tuning, and when SIGTERM /
+SIGINT arrive during fine-tuning. A process killed while writing leaves only a stray
+`.checkpoint.pt.*.tmp`; the previous checkpoint stays whole and is the resume point.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tred.errors import ConfigError
+from tred.io import atomic_write
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+FORMAT = 1
+# Keys that do not change what a run computes: they may differ between a checkpoint and its resume.
+OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "trainer.checkpoint_every",
+                    "trainer.keep_checkpoint", "trainer.num_workers", "trainer.device", "trainer.threads")
+
+
+def flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: node}
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """`key: old -> new` for every result-determining key that differs (operational keys ignored)."""
+    a, b = flatten(old), flatten(new)
+    free = lambda k: any(k == o or k.startswith(o + ".") for o in OPERATIONAL_KEYS)  # noqa: E731
+    keys = sorted(k for k in a.keys() | b.keys() if not free(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Checkpointer:
+    """Saves and restores the checkpoint of one run directory for one resolved config (a dict)."""
+
+    def __init__(self, run_dir: str | Path, config: dict, every: int, max_iters: int):
+        self.path = Path(run_dir) / CHECKPOINT
+        self.config, self.every, self.max_iters = config, int(every), int(max_iters)
+        self.saved_at: int | None = None
+
+    def remove_stray_temps(self) -> None:
+        """Temporary files of writes killed half-way (safe: the caller holds the run lock)."""
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        self.remove_stray_temps()
+        self.path.unlink(missing_ok=True)
+
+    def load(self) -> dict | None:
+        """The checkpoint to resume from, None if there is none; refuses one from another config."""
+        self.remove_stray_temps()
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # not written by us (atomic writes never leave half a file)
+            raise ConfigError(f"checkpoint {self.path} is unreadable ({type(exc).__name__}); "
+                              "delete it or pass resume=never to start over") from None
+        diff = config_diff(state.get("config", {}), self.config)
+        if diff:
+            raise ConfigError(
+                f"{self.path} was made with a different config ({'; '.join(diff)}); refusing to "
+                "resume: pass resume=never to start over, or use another run directory")
+        return state
+
+    def save(self, trainer, metrics, info: dict) -> None:
+        state = {"format": FORMAT, "config": self.config, "iteration": trainer.iteration,
+                 "trainer": trainer.state_dict(), "rng": rng_state(),
+                 "metrics": list(metrics.rows), "info": dict(info)}
+        atomic_write(self.path, lambda fh: torch.save(state, fh), mode="wb")
+        self.saved_at = trainer.iteration
+        log.debug("checkpoint at iteration %d: %s", trainer.iteration, self.path)
+
+    @staticmethod
+    def restore(state: dict, trainer, metrics) -> dict:
+        """Put `state` back into `trainer`, the generators and `metrics`; returns stage-1 info."""
+        trainer.load_state_dict(state["trainer"])
+        set_rng_state(state["rng"])
+        metrics.rows = list(state["metrics"])
+        metrics.flush()
+        log.info("resumed from %s at iteration %d", CHECKPOINT, state["iteration"])
+        return dict(state["info"])
+
+    def on_step(self, stop, metrics, info: dict):
+        """`Finetuner.run(on_step=...)`: periodic and final checkpoints, and a checkpoint on stop."""
+        def after_step(trainer) -> None:
+            it = trainer.iteration
+            due = (self.every > 0 and it % self.every == 0) or it >= self.max_iters
+            if due or stop.received is not None:
+                self.save(trainer, metrics, info)
+            stop.raise_if_stopped(it)
+        return after_step
