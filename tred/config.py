@@ -24,12 +24,15 @@ class AugmentConfig:
 @dataclass
 class DatasetConfig:
     name: str = "digits"
-    num_classes: int = 10
+    # null: taken from the data (image_folder); otherwise checked against it.
+    num_classes: Optional[int] = 10
     image_size: int = 32
     # Embedded datasets: images per class in the training split (the rest is the test pool).
     train_per_class: Optional[int] = None
     test_per_class: Optional[int] = None
     split_seed: int = 0
+    # Seeded splits without train_per_class (caltech256 test pool, image_folder): test share.
+    test_fraction: float = 0.3
     sample_rate: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # On-disk datasets (paper scale).
@@ -37,7 +40,6 @@ class DatasetConfig:
     download: bool = False
     resize: Optional[int] = None
     keep_aspect: bool = False
-    train_per_class_disk: Optional[int] = None
 
 
 @dataclass
@@ -82,6 +84,8 @@ class TrainerConfig:
     log_every: int = 25
     threads: Optional[int] = None
     deterministic: bool = True
+    # Mixed precision on CUDA (bf16, else fp16 + grad scaler); CPU always runs float32.
+    amp: bool = True
 
 
 @dataclass
@@ -93,6 +97,9 @@ class TopConfig:
     cache_dir: str = "outputs/cache"
     resume: str = "auto"
     run_name: str = ""
+    # Keys merged into each *selected* regularizer only (per-dataset weights of the paper
+    # experiments, e.g. {delta: {alpha: 0.1}}); the others ignore them.
+    regularizer_overrides: Any = field(default_factory=dict)
 
 
 GROUP_SCHEMAS = {
@@ -120,6 +127,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     raw = OmegaConf.to_container(cfg, resolve=True)
     plain = lambda node: OmegaConf.to_container(node)  # noqa: E731
     top = {k: v for k, v in raw.items() if k not in GROUP_SCHEMAS and k != "regularizer"}
+    extra = raw.get("regularizer_overrides") or {}
     out = plain(_merge(TopConfig, top, "<root>"))
     for group, schema in GROUP_SCHEMAS.items():
         if group not in raw:
@@ -134,7 +142,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     for name, node in regs.items():
         if name not in REGISTRY:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
-        out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node or {}, f"regularizer.{name}"))
+        node = OmegaConf.merge(node or {}, extra.get(name) or {})
+        out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node, f"regularizer.{name}"))
     if "tred" not in out["regularizer"]:
         out["disentangle"] = None  # only TRED reads it; keeps other runs' configs independent of it
     out = OmegaConf.create(out)
