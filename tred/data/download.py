@@ -72,8 +72,14 @@ def fetch(remote: Remote, dest_dir: Path) -> Path:
         stream, resumed = _open_from(remote.url, offset)
     except OSError as exc:
         raise DataError(f"cannot download {remote.url} ({exc}); fetch it by hand into {dest_dir}") from None
+    length = getattr(stream, "headers", {}).get("Content-Length")
     with stream, open(part, "ab" if resumed else "wb") as out:
         shutil.copyfileobj(stream, out, CHUNK)
+    expected = (offset if resumed else 0) + int(length) if length is not None else None
+    if expected is not None and part.stat().st_size < expected:
+        # HTTPResponse.read(n) returns short data on a dropped connection instead of raising.
+        raise DataError(f"download of {remote.url} was interrupted at {part.stat().st_size} of {expected} "
+                        f"bytes; run again to resume from {part}")
     if remote.md5 is not None:
         got = md5sum(part)
         if got != remote.md5:
