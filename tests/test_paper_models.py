@@ -77,7 +77,8 @@ def _final_weights_and_result(tmp_path, monkeypatch, amp):
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(tred.run, "evaluate", capture)
-    cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", f"trainer.amp={amp}", "trainer.device=cpu"])
+    cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", f"trainer.amp={amp}", "trainer.device=cpu",
+                       "dataset.test_per_class=5", "trainer.max_iters=2"])
     return seen, tred.run.run(cfg, tmp_path / f"run_{amp}")
 
 
