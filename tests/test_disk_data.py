@@ -153,3 +153,11 @@ def test_crops_and_flips_match_a_direct_computation(tmp_path):
         out = pipe.train(str(tmp_path / "a.jpg"), torch.Generator().manual_seed(s))
         views = [full[:, t:t + 8, l:l + 8] for t in range(3) for l in range(13)]
         assert any(torch.equal(out, v) or torch.equal(out, v.flip(-1)) for v in views)
+
+
+def test_loader_throughput_counts_images(tmp_path):
+    from tred.data.throughput import loader_throughput
+
+    fake_trees.cub200(tmp_path, per_class=(4, 1), classes=3)
+    out = loader_throughput(build_disk(dcfg("cub200", tmp_path, num_classes=3), seed=0), 4, 5)
+    assert out["loader_images"] == 20 and out["loader_images_per_s"] > 0
