@@ -24,12 +24,15 @@ class AugmentConfig:
 @dataclass
 class DatasetConfig:
     name: str = "digits"
-    num_classes: int = 10
+    # null: taken from the data (image_folder); otherwise checked against it.
+    num_classes: Optional[int] = 10
     image_size: int = 32
     # Embedded datasets: images per class in the training split (the rest is the test pool).
     train_per_class: Optional[int] = None
     test_per_class: Optional[int] = None
     split_seed: int = 0
+    # Seeded splits without train_per_class (caltech256 test pool, image_folder): test share.
+    test_fraction: float = 0.3
     sample_rate: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # On-disk datasets (paper scale).
@@ -37,7 +40,6 @@ class DatasetConfig:
     download: bool = False
     resize: Optional[int] = None
     keep_aspect: bool = False
-    train_per_class_disk: Optional[int] = None
 
 
 @dataclass
@@ -86,6 +88,8 @@ class TrainerConfig:
     checkpoint_every: int = 500
     # Keep checkpoint.pt (the final weights) after a completed run; off: deleted to save disk.
     keep_checkpoint: bool = False
+    # Mixed precision on CUDA (bf16, else fp16 + grad scaler); CPU always runs float32.
+    amp: bool = True
 
 
 @dataclass
@@ -99,6 +103,9 @@ class TopConfig:
     run_name: str = ""
     # Another process holds the run directory: 0 refuse at once, >0 wait that many seconds, <0 for ever.
     lock_wait_s: float = 0.0
+    # Keys merged into each *selected* regularizer only (per-dataset weights of the paper
+    # experiments, e.g. {delta: {alpha: 0.1}}); the others ignore them.
+    regularizer_overrides: Any = field(default_factory=dict)
 
 
 GROUP_SCHEMAS = {
@@ -128,6 +135,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     raw = OmegaConf.to_container(cfg, resolve=True)
     plain = lambda node: OmegaConf.to_container(node)  # noqa: E731
     top = {k: v for k, v in raw.items() if k not in GROUP_SCHEMAS and k != "regularizer"}
+    extra = raw.get("regularizer_overrides") or {}
     out = plain(_merge(TopConfig, top, "<root>"))
     for group, schema in GROUP_SCHEMAS.items():
         if group not in raw:
@@ -142,7 +150,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     for name, node in regs.items():
         if name not in REGISTRY:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
-        out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node or {}, f"regularizer.{name}"))
+        node = OmegaConf.merge(node or {}, extra.get(name) or {})
+        out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node, f"regularizer.{name}"))
     if "tred" not in out["regularizer"]:
         out["disentangle"] = None  # only TRED reads it; keeps other runs' configs independent of it
     out = OmegaConf.create(out)

@@ -91,7 +91,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
         torch.set_num_threads(t.threads)
     seed_everything(cfg.seed, t.deterministic)
     device = pick_device(t.device)
-    data = build_data(cfg.dataset, cfg.seed)
+    data = build_data(cfg.dataset, cfg.seed, t.num_workers)
     data.batches_per_epoch(t.batch_size)
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
     regs = build_regularizers(cfg.regularizer, cfg.backbone)

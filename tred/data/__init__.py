@@ -43,12 +43,14 @@ def build_embedded(cfg, seed: int) -> InMemoryImages:
         cfg.num_classes, cfg.augment)
 
 
-def build_data(cfg, seed: int):
-    """The dataset named by `cfg.name`, with its split and the seeded sample-rate subset."""
+def build_data(cfg, seed: int, num_workers: int = 0):
+    """The dataset named by `cfg.name`, with its split and the seeded sample-rate subset.
+
+    `num_workers` decoding processes serve on-disk datasets (embedded ones are in memory)."""
     if cfg.name in LOADERS:
         return build_embedded(cfg, seed)
     from tred.data import disk  # paper-scale datasets on disk (imports PIL, torchvision)
 
     if cfg.name in disk.DATASETS:
-        return disk.build_disk(cfg, seed)
+        return disk.build_disk(cfg, seed, num_workers)
     raise ConfigError(f"unknown dataset `{cfg.name}`; valid: {sorted(EMBEDDED + tuple(disk.DATASETS))}")

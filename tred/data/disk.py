@@ -1,7 +1,173 @@
-"""Paper-scale datasets read from disk in their native layouts (filled in by the paper-scale work)."""
+"""Paper-scale datasets read from disk in their native layouts (`tred.data.layouts`).
 
-DATASETS: dict = {}
+`build_disk(cfg, seed)` reads the layout under `dataset.root` (default `$TRED_DATA/<folder>`,
+else `./data/<folder>`), optionally downloads it first (`dataset.download=true`), checks that
+every listed image exists, keeps the seeded class-balanced `sample_rate` subset of the training
+split and returns a `DiskImages` with the same interface as `InMemoryImages`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tred.data import layouts
+from tred.data.download import Remote, Source, install
+from tred.data.memory import _generator
+from tred.data.pipeline import Pipeline
+from tred.data.splits import balanced_subset
+from tred.errors import ConfigError, DataError
 
 
-def build_disk(cfg, seed):  # pragma: no cover - replaced when the on-disk datasets land
-    raise NotImplementedError(cfg.name)
+@dataclass(frozen=True)
+class Spec:
+    reader: Callable
+    folder: str  # default folder under $TRED_DATA / ./data (the Caltech-256 variants share one)
+    source: Source
+
+
+_VGG = "https://www.robots.ox.ac.uk/~vgg/data"
+_CALTECH256 = Source((Remote("https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",
+                             "67b4f42ca05d46448c6bb8ecd2220f6d"),), 30607)
+DATASETS = {
+    "cub200": Spec(layouts.cub200, "cub200", Source(
+        (Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
+                "97eceeb196236b17998738112f37df78"),), 11788)),
+    "stanford_dogs": Spec(layouts.stanford_dogs, "stanford_dogs", Source(
+        (Remote("http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar"),
+         Remote("http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar")), 20580)),
+    "stanford_cars": Spec(layouts.stanford_cars, "stanford_cars", Source(manual=(
+        "the original Stanford host is gone; get cars_train.tgz, cars_test.tgz, car_devkit.tgz and "
+        "cars_test_annos_withlabels.mat from a mirror (e.g. the Kaggle dataset "
+        "'jessicali9530/stanford-cars-dataset') and extract them."))),
+    "fgvc_aircraft": Spec(layouts.fgvc_aircraft, "fgvc_aircraft", Source(
+        (Remote(f"{_VGG}/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"),), 10000)),
+    "flowers102": Spec(layouts.flowers102, "flowers102", Source(
+        (Remote(f"{_VGG}/flowers/102/102flowers.tgz", "52808999861908f626f3c1f4e79d11fa"),
+         Remote(f"{_VGG}/flowers/102/imagelabels.mat", "e0620be6f572b9609742df49c70aed4d"),
+         Remote(f"{_VGG}/flowers/102/setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c")), 8189)),
+    "mit_indoor67": Spec(layouts.mit_indoor67, "mit_indoor67", Source(
+        (Remote("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar"),
+         Remote("http://web.mit.edu/torralba/www/TrainImages.txt"),
+         Remote("http://web.mit.edu/torralba/www/TestImages.txt")), 15620)),
+    "caltech256_30": Spec(layouts.caltech256, "caltech256", _CALTECH256),
+    "caltech256_60": Spec(layouts.caltech256, "caltech256", _CALTECH256),
+    "image_folder": Spec(layouts.image_folder, "image_folder", Source(
+        manual="image_folder is your own data: arrange it as root/<class>/<image>.")),
+}
+
+
+def dataset_root(cfg, spec: Spec) -> Path:
+    if cfg.root:
+        return Path(os.path.expanduser(str(cfg.root)))
+    return Path(os.environ.get("TRED_DATA", "./data")) / spec.folder
+
+
+def read_layout(cfg) -> layouts.Layout:
+    """The dataset's train/test lists (downloading first if asked), every listed file checked."""
+    spec = DATASETS[cfg.name]
+    root = dataset_root(cfg, spec)
+    if cfg.download:
+        install(cfg.name, spec.source, root)
+    reader_name = "caltech256" if cfg.name.startswith("caltech256") else cfg.name
+    if not root.exists():
+        raise layouts.missing_error(reader_name, root, [root])
+    layout = spec.reader(root, cfg)
+    missing = [p for p, _ in layout.train + layout.test if not os.path.exists(p)]
+    if missing:
+        raise layouts.missing_error(reader_name, root, missing)
+    if cfg.num_classes is not None and cfg.num_classes != len(layout.classes):
+        raise DataError(f"dataset {cfg.name} in {root} has {len(layout.classes)} classes, the config says "
+                        f"dataset.num_classes={cfg.num_classes}: incomplete dataset or wrong root")
+    return layout
+
+
+class ImageList(Dataset):
+    """Item = (index, augmentation seed or None): a training or a test view of image `index`."""
+
+    def __init__(self, items, pipeline: Pipeline):
+        self.items, self.pipeline = items, pipeline
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, key):
+        i, aug = key
+        path, label = self.items[i]
+        x = self.pipeline.test(path) if aug is None else self.pipeline.train(path, _generator(*aug))
+        return x, label
+
+
+class DiskImages:
+    """Image lists on disk with the `InMemoryImages` interface, decoded by DataLoader workers."""
+
+    def __init__(self, train, test, num_classes: int, pipeline: Pipeline, num_workers: int = 0):
+        self.train_items, self.test_items = list(train), list(test)
+        self.num_classes, self.pipeline, self.num_workers = num_classes, pipeline, num_workers
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_items)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.test_items)
+
+    def train_labels(self) -> torch.Tensor:
+        return torch.tensor([y for _, y in self.train_items], dtype=torch.long)
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        if batch_size > self.train_size:
+            raise ConfigError(
+                f"trainer.batch_size={batch_size} is larger than the training set "
+                f"({self.train_size} images; batches drop the last partial one): lower the "
+                "batch size or raise dataset.sample_rate")
+        return self.train_size // batch_size
+
+    def batch_keys(self, iteration: int, batch_size: int, seed: int) -> list:
+        """The (index, augmentation seed) of each image of one iteration: a pure function of its args."""
+        epoch, pos = divmod(iteration, self.batches_per_epoch(batch_size))
+        perm = torch.randperm(self.train_size, generator=_generator(seed, 1, epoch))
+        idx = perm[pos * batch_size:(pos + 1) * batch_size].tolist()
+        return [(i, (seed, 2, iteration, j)) for j, i in enumerate(idx)]
+
+    def _loader(self, items, batch_sampler) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(ImageList(items, self.pipeline), batch_sampler=batch_sampler, num_workers=workers,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                          prefetch_factor=4 if workers > 0 else None)
+
+    def train_stream(self, batch_size: int, seed: int, start: int = 0) -> Iterator:
+        self.batches_per_epoch(batch_size)
+
+        def keys():
+            it = start
+            while True:
+                yield self.batch_keys(it, batch_size, seed)
+                it += 1
+
+        yield from self._loader(self.train_items, keys())
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator:
+        """Un-augmented batches of `split` ("train" or "test") in a fixed order."""
+        items = self.train_items if split == "train" else self.test_items
+        batches = [[(i, None) for i in range(s, min(s + batch_size, len(items)))]
+                   for s in range(0, len(items), batch_size)]
+        yield from self._loader(items, batches)
+
+
+def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
+    layout = read_layout(cfg)
+    labels = np.array([y for _, y in layout.train])
+    keep = balanced_subset(labels, cfg.sample_rate, seed)
+    resize = cfg.resize or cfg.image_size
+    if resize < cfg.image_size:
+        raise ConfigError(f"dataset.resize={resize} is smaller than the crop dataset.image_size={cfg.image_size}")
+    pipe = Pipeline(resize, cfg.image_size, cfg.keep_aspect, cfg.augment.hflip)
+    return DiskImages([layout.train[i] for i in keep], layout.test, len(layout.classes), pipe, num_workers)

@@ -14,6 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from tred.engine.precision import Precision
 from tred.errors import NonFiniteLossError
 from tred.models.hooks import FeatureTaps
 from tred.regularizers.base import Step
@@ -47,6 +48,8 @@ class Finetuner:
         self.data, self.tcfg, self.seed, self.device, self.metrics = data, tcfg, seed, device, metrics
         self.optimizer, self.scheduler = build_optimizer(model, regularizers, tcfg)
         self.iteration = 0
+        self.precision = Precision(device, tcfg.amp)
+        self.precision.prepare(model, source)
         src_layers = sorted({n for r in regularizers for n in r.source_layers})
         tgt_layers = sorted({n for r in regularizers for n in r.target_layers})
         self.source_taps = FeatureTaps(source.body, src_layers) if src_layers else None
@@ -60,7 +63,8 @@ class Finetuner:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "iteration": self.iteration,
-                "regularizers": {r.name: r.state_dict() for r in self.regs}}
+                "regularizers": {r.name: r.state_dict() for r in self.regs},
+                "grad_scaler": self.precision.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -69,18 +73,23 @@ class Finetuner:
         self.iteration = state["iteration"]
         for r in self.regs:
             r.load_state_dict(state["regularizers"].get(r.name, {}))
+        self.precision.load_state_dict(state.get("grad_scaler", {}))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step; returns the detached loss terms."""
         self.model.train()
-        logits, feats = self.model(x)
-        target_maps = self.target_taps.pop() if self.target_taps else {}
-        source_maps = {}
-        if self.source_taps is not None:
-            with torch.inference_mode():
-                self.source(x)
-            source_maps = self.source_taps.pop()
-        step = Step(self.model, logits, y, feats, target_maps, source_maps)
+        x, amp = self.precision.input(x), self.precision
+        with amp.autocast():
+            logits, feats = self.model(x)
+            target_maps = self.target_taps.pop() if self.target_taps else {}
+            source_maps = {}
+            if self.source_taps is not None:
+                with torch.inference_mode():
+                    self.source(x)
+                source_maps = self.source_taps.pop()
+        # Loss terms in float32 (no-op copies on CPU, where everything already is float32).
+        logits, feats = amp.as_float32(logits), amp.as_float32(feats)
+        step = Step(self.model, logits, y, feats, amp.as_float32(target_maps), amp.as_float32(source_maps))
         terms = {"ce": F.cross_entropy(logits, y)}
         for r in self.regs:
             terms.update(r.penalty(step))
@@ -91,8 +100,7 @@ class Finetuner:
                 f"non-finite loss at iteration {self.iteration}: term(s) {bad} = "
                 f"{[float(terms[k]) for k in bad]}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        amp.backward_step(loss, self.optimizer)
         self.scheduler.step()
         self.iteration += 1
         out = {k: v.detach() for k, v in terms.items()}

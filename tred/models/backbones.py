@@ -51,16 +51,48 @@ def embedded_lite0_state(body: nn.Module) -> dict:
     return out
 
 
+HEAD_PREFIXES = ("fc.", "classifier.", "head.")
+
+
+def convert_state(state, body: nn.Module, path: str) -> dict:
+    """A checkpoint's backbone weights under `body`'s key names.
+
+    Accepts a bare state dict or one wrapped in {"state_dict": ...} / {"model": ...} (the official
+    Places365 files: {"epoch", "arch", "state_dict", "best_prec1"}), strips the "module." prefix of
+    DataParallel, drops the old classifier (365 Places classes, 1000 ImageNet ones) and checks that
+    every remaining key and shape matches.
+    """
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise ConfigError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+    own = body.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise ConfigError(
+            f"checkpoint {path} does not fit {type(body).__name__} ({len(own)} tensors): "
+            f"missing {missing[:4]}, unexpected {unexpected[:4]}, shape mismatches {shapes[:3]}; "
+            "is backbone.arch the architecture the checkpoint was trained with?")
+    return state
+
+
 def load_local(body: nn.Module, path: str) -> None:
     if not os.path.isfile(path):
         raise ConfigError(f"backbone.pretrained={path}: no such file; give the path of a state-dict "
-                          "checkpoint, or pretrained=true for the hub weights")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    missing, unexpected = body.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(("fc.", "classifier."))]
-    if missing:
-        raise ConfigError(f"checkpoint {path} does not fit {type(body).__name__}: missing keys {missing[:5]}...")
+                          "checkpoint (Places365: http://places2.csail.mit.edu/models_places365/"
+                          "resnet50_places365.pth.tar), or pretrained=true for the hub weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"cannot load checkpoint {path} as tensors only ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0]}); re-save its state_dict with torch.save") from None
+    body.load_state_dict(convert_state(state, body, path))
 
 
 def build_backbone(cfg) -> Backbone:

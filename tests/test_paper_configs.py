@@ -1,0 +1,35 @@
+"""The paper experiments compose and validate; per-dataset weights reach only selected regularizers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tred.config import validate
+from tred.data.disk import DATASETS
+
+from conftest import compose_cfg
+
+PAPER = ["cub200", "stanford_dogs", "stanford_cars", "fgvc_aircraft", "flowers102", "mit_indoor67",
+         "caltech256_30", "caltech256_60"]
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_experiment_protocol(name):
+    cfg = validate(compose_cfg([f"experiment=paper_{name}"], smoke=False))
+    t = cfg.trainer
+    assert (t.max_iters, t.batch_size, t.lr, t.momentum, t.lr_gamma) == (9000, 48, 0.01, 0.9, 0.1)
+    assert [round(m * t.max_iters) for m in t.lr_milestones] == [6000]
+    assert cfg.dataset.name == name and name in DATASETS
+    assert (cfg.dataset.image_size, cfg.dataset.resize, cfg.dataset.keep_aspect) == (224, 256, name == "cub200")
+    assert cfg.backbone.name == ("resnet50_places365" if name == "mit_indoor67" else "resnet101")
+    assert cfg.regularizer_overrides.delta.alpha == (0.1 if name == "stanford_dogs" else 0.01)
+
+
+def test_table_adds_each_dataset_experiment():
+    cfg = compose_cfg(["experiment=paper_table", "+experiment@_global_=paper_stanford_dogs"], smoke=False)
+    assert (cfg.dataset.name, cfg.backbone.name, cfg.sweep_name) == ("stanford_dogs", "resnet101", "paper_table")
+
+
+def test_overrides_only_touch_selected_regularizers():
+    cfg = validate(compose_cfg(["+regularizer_overrides={l2: {weight_decay: 0.5}, delta: {alpha: 0.1}}"]))
+    assert dict(cfg.regularizer) == {"l2": {"weight_decay": 0.5}}

@@ -1,0 +1,50 @@
+"""The image pipeline of the L2-SP / DELTA lab, on PIL images, seeded per sample.
+
+train: resize to `resize` (shorter side when `keep_aspect`, else a square), random crop
+`crop`, horizontal flip; test: the same resize, center crop `crop`. Output: float in [0, 1],
+3 x crop x crop (the backbone normalizes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from tred.errors import DataError
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    resize: int = 256
+    crop: int = 224
+    keep_aspect: bool = False
+    hflip: bool = True
+
+    def load(self, path: str) -> Image.Image:
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except Exception as exc:  # PIL raises many types for truncated or foreign files
+            raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); "
+                            "the file is corrupt or not an image: fetch it again") from None
+
+    def _resize(self, img: Image.Image) -> Image.Image:
+        size = self.resize if self.keep_aspect else [self.resize, self.resize]
+        return TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+
+    def train(self, path: str, gen: torch.Generator) -> torch.Tensor:
+        img = self._resize(self.load(path))
+        w, h = img.size
+        top = int(torch.randint(0, h - self.crop + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - self.crop + 1, (1,), generator=gen))
+        img = TF.crop(img, top, left, self.crop, self.crop)
+        if self.hflip and bool(torch.rand(1, generator=gen) < 0.5):
+            img = TF.hflip(img)
+        return TF.pil_to_tensor(img).float().div_(255)
+
+    def test(self, path: str) -> torch.Tensor:
+        img = TF.center_crop(self._resize(self.load(path)), [self.crop, self.crop])
+        return TF.pil_to_tensor(img).float().div_(255)
