@@ -22,11 +22,25 @@ from tred.engine.evaluate import evaluate
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 from tred.io import read_json, write_json
+from tred.loggers import build_sinks
 from tred.models import build_models, resolve_layers
 from tred.regularizers import SetupContext, build_regularizers
 
 log = logging.getLogger(__name__)
 RESULT, CONFIG, METRICS = "result.json", "config.yaml", "metrics.csv"
+# Keys that change how a run is executed or logged, not its result: ignored when deciding to skip.
+NOT_IDENTITY = ("resume", "cache_dir", "logger", "trainer.threads", "trainer.num_workers")
+
+
+def identity(cfg: dict) -> dict:
+    """`cfg` (a plain dict) without the NOT_IDENTITY keys."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for key in NOT_IDENTITY:
+        group, _, leaf = key.rpartition(".")
+        node = out.get(group) if group else out
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -53,7 +67,10 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
         result = read_json(res)
     except (OSError, ValueError):
         return None
-    same = OmegaConf.to_container(OmegaConf.load(saved)) == OmegaConf.to_container(cfg, resolve=True)
+    if result.get("status") == "failed":
+        log.warning("re-running %s: the previous attempt failed: %s", run_dir, result.get("error"))
+    saved_cfg = OmegaConf.to_container(OmegaConf.load(saved))
+    same = identity(saved_cfg) == identity(OmegaConf.to_container(cfg, resolve=True))
     return result if same and result.get("status") == "completed" else None
 
 
@@ -120,15 +137,19 @@ def run(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
 
     result = result_stub(cfg)
-    metrics = MetricsLog(run_dir / METRICS)
+    sinks = build_sinks(cfg, run_dir, result)  # never raises: W&B is optional
+    metrics = MetricsLog(run_dir / METRICS, sinks)
     start = time.perf_counter()
     try:
         result.update(train_and_evaluate(cfg, run_dir, metrics))
         result["status"] = "completed"
     except BaseException as exc:
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        log.error("run failed: %s", result["error"])  # kept in the run's appended log file
         raise
     finally:
         result["wall_time_s"] = time.perf_counter() - start
-        write_json(run_dir / RESULT, result)
+        write_json(run_dir / RESULT, result)  # local files first: a sink failure loses nothing
+        for sink in sinks:
+            sink.finish(result)
     return result
