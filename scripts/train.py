@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,6 +15,8 @@ from tred.errors import TredError
 from tred.run import run
 
 register_resolvers()
+# configs/hydra/launcher/*.yaml are complete launcher configs that shadow the plugins' schemas.
+warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema")
 log = logging.getLogger("tred")
 
 
