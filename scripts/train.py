@@ -8,6 +8,7 @@ import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tred.config import register_resolvers
@@ -25,6 +26,9 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg, HydraConfig.get().runtime.output_dir)
     except TredError as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("%s", exc)
+            raise  # Hydra records this job as failed and runs the rest of the sweep
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])

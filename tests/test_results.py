@@ -169,3 +169,20 @@ def test_mixed_experiments(sweep, capsys, kind):
     err = capsys.readouterr().err
     assert {"sweep": "different sweeps", "trainer": "max_iters", "duplicate": "share"}[kind] in err
     assert untouched()
+
+
+def test_method_presets_name_the_paper_methods():
+    from tred.results import CONFIGS, PAPER_ORDER, preset_method
+
+    names = {p.stem: preset_method(p.stem) for p in (CONFIGS / "method").glob("*.yaml")}
+    assert names == {"finetune": "l2", "l2sp": "l2sp", "at": "at", "delta": "delta", "bss": "bss",
+                     "tred_max_mmd": "tred-max_mmd", "tred_min_mi": "tred-min_mi",
+                     "tred_max_mmd_min_mi": "tred-max_mmd_min_mi"}
+    assert sorted(names.values()) == sorted(PAPER_ORDER)
+
+
+def test_method_preset_composes():
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg(["method=finetune", "disentangle=max_mmd"])
+    assert list(cfg.regularizer) == ["l2"]
