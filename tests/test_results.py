@@ -10,7 +10,10 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
+import wandb
 import yaml
+
+from tests.wandb_reader import history
 
 from tred.results import build_table, to_csv_frame, to_latex, to_markdown
 
@@ -129,10 +132,18 @@ def test_sample_rates_and_plots(tmp_path):
     t = build_table(root)
     assert t.columns == ["digits 50%", "digits 100%"]
     assert t.summary.at["tred-max_mmd", ("Gain vs FT", "mean")] == pytest.approx(5.0)
-    assert make_table([str(root)]) == 0
-    for name in ("accuracy_per_method", "accuracy_vs_sample_rate", "stage1_tred-max_mmd"):
+    assert make_table([str(root), "--wandb", "--wandb-mode", "offline"]) == 0
+    plots = ("accuracy_per_method", "accuracy_vs_sample_rate", "stage1_tred-max_mmd")
+    for name in plots:
         img = mpimg.imread(root / "plots" / f"{name}.png")
         assert img.ndim == 3 and img.shape[0] > 100
+    wandb.teardown()  # flush the offline table run
+    (run_file,) = root.glob("wandb/offline-run-*/run-*.wandb")
+    (logged,) = history(run_file)
+    assert logged["table/_type"] == "table-file" and logged["table/nrows"] == 2
+    assert all(logged[f"plots/{name}/_type"] == "image-file" for name in plots)
+    rows = json.loads((run_file.parent / "files" / logged["table/path"]).read_text())["data"]
+    assert [r[:2] for r in rows] == [["l2", "Fine-tune (L2)"], ["tred-max_mmd", "TRED Max-MMD"]]
 
 
 def _keep_table(root):
