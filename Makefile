@@ -6,6 +6,8 @@ STAMP       := $(VENV)/.installed
 # torch comes first so that pip resolves the wheel you want (override for your CUDA / CPU build).
 TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 SWEEP       ?= outputs/sweeps/mini_table
+# Launcher of `make reproduce-table`: basic (one job at a time) or joblib (TRED_JOBS in parallel).
+LAUNCHER    ?= basic
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install test test-slow reproduce-table table bench clean
@@ -25,9 +27,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# Finished runs are skipped, so this resumes an interrupted sweep; the table is built even when
+# some runs failed (they show as missing), then the sweep's failure status is returned.
 reproduce-table: $(STAMP)
-	$(PY) scripts/train.py -m experiment=mini_table
-	$(PY) scripts/make_table.py $(SWEEP)
+	$(PY) scripts/train.py -m experiment=mini_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(SWEEP); \
+	status=$$?; $(PY) scripts/make_table.py $(SWEEP) && exit $$status
 
 table: $(STAMP)
 	$(PY) scripts/make_table.py $(SWEEP)

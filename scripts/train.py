@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,6 +17,8 @@ from tred.run import run
 from tred.runlock import RunInterrupted
 
 register_resolvers()
+# configs/hydra/launcher/*.yaml are complete launcher configs that shadow the plugins' schemas.
+warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema")
 log = logging.getLogger("tred")
 
 
@@ -26,7 +29,7 @@ def main(cfg: DictConfig) -> float | None:
     except TredError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("%s", exc)
-            raise  # Hydra runs the other jobs, then reports the failure and exits non-zero
+            raise  # Hydra records this job as failed and runs the rest of the sweep
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except RunInterrupted as exc:  # incomplete, not failed: the same command resumes

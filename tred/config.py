@@ -6,6 +6,7 @@ raises a `ConfigError` naming the key. Regularizers bring their own schema (`Reg
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -218,6 +219,23 @@ def method_name(regularizer: Any, disentangle: Any = None) -> str:
     return "+".join(parts)
 
 
+def threads_per_job() -> Optional[int]:
+    """CPU threads per job when a launcher runs `n_jobs` jobs side by side (joblib), else None
+    (torch's default). Splitting the cores avoids oversubscription."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    except ValueError:  # no Hydra app running (tests, notebooks)
+        return None
+    if n_jobs is None:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // (cores if n_jobs < 0 else n_jobs))
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("method_name"):
         OmegaConf.register_new_resolver("method_name", method_name)
+    if not OmegaConf.has_resolver("threads_per_job"):
+        OmegaConf.register_new_resolver("threads_per_job", threads_per_job)

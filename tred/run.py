@@ -25,6 +25,7 @@ from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError
 from tred.io import read_json, write_json
+from tred.loggers import build_sinks
 from tred.models import build_models, resolve_layers
 from tred.regularizers import SetupContext, build_regularizers
 from tred.runlock import RunLock, StopSignals
@@ -60,6 +61,8 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
         result = read_json(res)
     except (OSError, ValueError):
         return None
+    if result.get("status") == "failed":
+        log.warning("re-running %s: the previous attempt failed: %s", run_dir, result.get("error"))
     if result.get("status") != "completed":
         return None
     diff = config_diff(OmegaConf.to_container(OmegaConf.load(saved)), OmegaConf.to_container(cfg, resolve=True))
@@ -154,7 +157,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
 
     result = result_stub(cfg)
-    metrics = MetricsLog(run_dir / METRICS)
+    sinks = build_sinks(cfg, run_dir, result)  # never raises: W&B is optional
+    metrics = MetricsLog(run_dir / METRICS, sinks)
     start = time.perf_counter()
     try:
         with StopSignals() as stop:
@@ -163,12 +167,15 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     except (KeyboardInterrupt, SystemExit):  # signals, submitit requeue: incomplete, resumable, not failed
         raise
     except BaseException as exc:
-        result.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      wall_time_s=time.perf_counter() - start)
-        write_json(run_dir / RESULT, result)
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        log.error("run failed: %s", result["error"])  # kept in the run's appended log file
         raise
-    result["wall_time_s"] = time.perf_counter() - start
-    write_json(run_dir / RESULT, result)
+    finally:
+        if "status" in result:  # completed or failed; an interrupted run leaves no result
+            result["wall_time_s"] = time.perf_counter() - start
+            write_json(run_dir / RESULT, result)  # local files first: a sink failure loses nothing
+        for sink in sinks:
+            sink.finish(result)
     if not t.keep_checkpoint:
         ckpt.clear()  # the result is final; the checkpoint is only a resume point
     return result

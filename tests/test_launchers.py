@@ -1,0 +1,47 @@
+"""Launcher configs: joblib splits the cores between jobs; submitit_local runs a real sweep (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from tests.conftest import CONFIGS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hydra_cfg(*overrides):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True).hydra
+
+
+def test_launcher_configs_compose(monkeypatch):
+    monkeypatch.setenv("TRED_JOBS", "3")
+    monkeypatch.setenv("TRED_SLURM_PARTITION", "gpu")
+    monkeypatch.delenv("TRED_SLURM_GPUS", raising=False)
+    assert hydra_cfg("hydra/launcher=joblib").launcher.n_jobs == 3
+    slurm = hydra_cfg("hydra/launcher=submitit_slurm").launcher
+    assert slurm.partition == "gpu" and slurm.gpus_per_task == 1 and slurm.account is None
+    assert slurm._target_.endswith("SlurmLauncher")
+    assert hydra_cfg("hydra/launcher=submitit_local").launcher._target_.endswith("LocalLauncher")
+
+
+@pytest.mark.slow
+def test_submitit_local_two_job_sweep(tmp_path):
+    root = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "experiment=smoke",
+           "hydra/launcher=submitit_local", "seed=0,1", "dataset.test_per_class=3",
+           "trainer.max_iters=2", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={root}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in root.rglob("result.json")]
+    assert sorted(r["seed"] for r in results) == [0, 1]
+    assert all(r["status"] == "completed" for r in results)
+    assert list(root.glob(".submitit/*"))  # the jobs really went through submitit

@@ -1,0 +1,199 @@
+"""The table builder on hand-written run directories; every expected number is worked out below."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+import wandb
+import yaml
+
+from tests.wandb_reader import history
+
+from tred.results import build_table, to_csv_frame, to_latex, to_markdown
+
+_spec = importlib.util.spec_from_file_location(
+    "make_table", Path(__file__).resolve().parents[1] / "scripts" / "make_table.py")
+_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mod)
+make_table = _mod.main
+
+# (method, dataset, seed) -> test_acc; regularizer/disentangle for the config.yaml
+ACCS = {
+    ("l2", "elpv"): [80.0, 82.0, 84.0],      # 82.0 ± 2.0
+    ("l2", "digits"): [60.0, 62.0, 64.0],    # 62.0 ± 2.0
+    ("l2sp", "elpv"): [85.0, 87.0, 89.0],    # 87.0 ± 2.0
+    ("l2sp", "digits"): [70.0, 72.0, None],  # seed 2 failed -> 71.0 ± 1.4 (n=2)
+    ("tred-max_mmd", "elpv"): [90.0],        # seed 1 unfinished, seed 2 not run -> 90.0 (n=1)
+}                                            # tred-max_mmd on digits: nothing -> —
+REG = {"l2": ({"l2": {}}, None), "l2sp": ({"l2sp": {}}, None),
+       "tred-max_mmd": ({"tred": {}}, {"name": "max_mmd"})}
+
+
+def write_run(root, method, dataset, seed, acc, *, status="completed", rate=1.0, sweep="t",
+              iters=10, result=True):
+    d = root / method / dataset / f"sr{rate}" / f"seed{seed}"
+    d.mkdir(parents=True)
+    reg, dis = REG[method]
+    cfg = {"seed": seed, "sweep_name": sweep, "regularizer": reg, "disentangle": dis,
+           "dataset": {"name": dataset, "sample_rate": rate}, "backbone": {"name": "b"},
+           "trainer": {"max_iters": iters, "threads": seed}}  # threads may differ between runs
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if result:
+        res = {"status": status, "test_acc": acc, "method": method, "dataset": dataset, "seed": seed,
+               "sample_rate": rate, "sweep": sweep, "regularizer": "+".join(reg), "iters": iters}
+        if status == "failed":
+            res.update(test_acc=None, error="NonFiniteLossError: boom")
+        (d / "result.json").write_text(json.dumps(res))
+    return d
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "sweep"
+    for (m, ds), accs in reversed(list(ACCS.items())):  # order on disk must not matter
+        for seed, acc in enumerate(accs):
+            write_run(root, m, ds, seed, acc, status="completed" if acc is not None else "failed")
+    write_run(root, "tred-max_mmd", "elpv", 1, None, result=False)  # interrupted
+    return root
+
+
+def test_cells_means_stds_missing(sweep):
+    t = build_table(sweep)
+    assert t.grid.methods == ["l2", "l2sp", "tred-max_mmd"]  # paper order
+    assert t.columns == ["digits", "elpv"]  # no multirun.yaml: sorted
+    s = t.summary
+    assert s.at["l2sp", ("elpv", "mean")] == pytest.approx(87.0)
+    assert s.at["l2sp", ("elpv", "std")] == pytest.approx(2.0)
+    assert s.at["l2sp", ("digits", "mean")] == pytest.approx(71.0)
+    assert s.at["l2sp", ("digits", "std")] == pytest.approx(math.sqrt(2))
+    assert s.at["l2sp", ("digits", "n")] == 2
+    assert s.at["l2sp", ("Avg.", "mean")] == pytest.approx(79.0)
+    assert s.at["l2sp", ("Gain vs FT", "mean")] == pytest.approx(((87 - 82) + (71 - 62)) / 2)
+    assert s.at["l2", ("Gain vs FT", "mean")] == 0
+    assert math.isnan(s.at["tred-max_mmd", ("Avg.", "mean")])  # a column is missing
+    reasons = t.missing.groupby("reason").size().to_dict()
+    assert reasons == {"failed": 1, "unfinished": 1, "not run": 4}
+    assert t.expected_runs == 18
+
+
+def test_markdown_bold_and_dashes(sweep):
+    md = to_markdown(build_table(sweep))
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in md.splitlines() if line.startswith("| ") and "Method" not in line}
+    assert rows["Fine-tune (L2)"] == ["62.0 ± 2.0", "82.0 ± 2.0", "72.0", "+0.0"]
+    assert rows["L2-SP"] == ["**71.0 ± 1.4** (n=2)", "87.0 ± 2.0", "**79.0**", "**+7.0**"]
+    assert rows["TRED Max-MMD"] == ["—", "**90.0** (n=1)", "—", "—"]
+    assert "Missing 6 of 18 runs (4 not run, 1 failed, 1 unfinished)" in md
+
+
+def test_latex_and_csv(sweep, tmp_path):
+    t = build_table(sweep)
+    tex = to_latex(t)
+    for piece in ("\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}{lcccc}",
+                  "L2-SP & \\textbf{71.0 $\\pm$ 1.4}\\,(n=2) & 87.0 $\\pm$ 2.0 & \\textbf{79.0} & \\textbf{+7.0} \\\\",
+                  "TRED Max-MMD & --- & \\textbf{90.0}\\,(n=1) & --- & --- \\\\"):
+        assert piece in tex
+    assert make_table([str(sweep), "--no-plots"]) == 0
+    csv = pd.read_csv(sweep / "table.csv").set_index("method")
+    assert csv.at["l2sp", "digits mean"] == pytest.approx(71.0)
+    assert csv.at["l2sp", "digits std"] == pytest.approx(math.sqrt(2))
+    assert csv.at["l2sp", "gain_vs_finetune"] == pytest.approx(7.0)
+    assert math.isnan(csv.at["tred-max_mmd", "digits mean"])
+    assert (sweep / "table.md").read_text() == to_markdown(t)
+    assert (sweep / "table.tex").read_text() == tex
+
+
+def test_declared_sweep_lists_missing_methods(sweep):
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"params": {"method": "finetune,l2sp,bss,tred_max_mmd", "dataset": "elpv,digits"}},
+        "overrides": {"task": ["experiment=x", "seed=0,1,2"]}}}))
+    t = build_table(sweep)
+    assert t.grid.methods == ["l2", "l2sp", "bss", "tred-max_mmd"]
+    assert t.columns == ["elpv", "digits"]  # the sweep's order
+    assert (t.missing.method == "bss").sum() == 6
+    assert "BSS | — | — | — | —" in to_markdown(t)
+
+
+def test_sample_rates_and_plots(tmp_path):
+    root = tmp_path / "sweep"
+    for rate, base in ((0.5, 50.0), (1.0, 70.0)):
+        for seed in (0, 1):
+            write_run(root, "l2", "digits", seed, base + seed, rate=rate)
+            d = write_run(root, "tred-max_mmd", "digits", seed, base + 5 + seed, rate=rate)
+            pd.DataFrame({"stage": ["disentangle"] * 3 + ["finetune"], "epoch": [1, 2, 3, None],
+                          "mmd2": [0.1, 0.2, 0.3, None], "relevant_acc": [40, 50, 60, None],
+                          "loss": [None, None, None, 1.0]}).to_csv(d / "metrics.csv", index=False)
+    t = build_table(root)
+    assert t.columns == ["digits 50%", "digits 100%"]
+    assert t.summary.at["tred-max_mmd", ("Gain vs FT", "mean")] == pytest.approx(5.0)
+    assert make_table([str(root), "--wandb", "--wandb-mode", "offline"]) == 0
+    plots = ("accuracy_per_method", "accuracy_vs_sample_rate", "stage1_tred-max_mmd")
+    for name in plots:
+        img = mpimg.imread(root / "plots" / f"{name}.png")
+        assert img.ndim == 3 and img.shape[0] > 100
+    wandb.teardown()  # flush the offline table run
+    (run_file,) = root.glob("wandb/offline-run-*/run-*.wandb")
+    (logged,) = history(run_file)
+    assert logged["table/_type"] == "table-file" and logged["table/nrows"] == 2
+    assert all(logged[f"plots/{name}/_type"] == "image-file" for name in plots)
+    rows = json.loads((run_file.parent / "files" / logged["table/path"]).read_text())["data"]
+    assert [r[:2] for r in rows] == [["l2", "Fine-tune (L2)"], ["tred-max_mmd", "TRED Max-MMD"]]
+
+
+def _keep_table(root):
+    (root / "table.md").write_text("previous table")
+    return lambda: (root / "table.md").read_text() == "previous table" and not (root / "table.csv").exists()
+
+
+def test_empty_sweep_dir(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    untouched = _keep_table(tmp_path / "empty")
+    assert make_table([str(tmp_path / "empty")]) == 2
+    assert "no runs under" in capsys.readouterr().err and untouched()
+    assert make_table([str(tmp_path / "nope")]) == 2
+
+
+def test_corrupt_result(sweep, capsys):
+    (sweep / "l2" / "elpv" / "sr1.0" / "seed0" / "result.json").write_text('{"status": "compl')
+    untouched = _keep_table(sweep)
+    assert make_table([str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "seed0/result.json" in err and untouched()
+
+
+@pytest.mark.parametrize("kind", ["sweep", "trainer", "duplicate"])
+def test_mixed_experiments(sweep, capsys, kind):
+    if kind == "sweep":
+        write_run(sweep / "other", "l2", "elpv", 0, 1.0, sweep="smoke")
+    elif kind == "trainer":
+        write_run(sweep, "tred-max_mmd", "digits", 0, 1.0, iters=99)
+    else:
+        write_run(sweep / "lr=0.1", "l2", "elpv", 0, 1.0)
+    untouched = _keep_table(sweep)
+    assert make_table([str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert {"sweep": "different sweeps", "trainer": "max_iters", "duplicate": "share"}[kind] in err
+    assert untouched()
+
+
+def test_method_presets_name_the_paper_methods():
+    from tred.results import CONFIGS, PAPER_ORDER, preset_method
+
+    names = {p.stem: preset_method(p.stem) for p in (CONFIGS / "method").glob("*.yaml")}
+    assert names == {"finetune": "l2", "l2sp": "l2sp", "at": "at", "delta": "delta", "bss": "bss",
+                     "tred_max_mmd": "tred-max_mmd", "tred_min_mi": "tred-min_mi",
+                     "tred_max_mmd_min_mi": "tred-max_mmd_min_mi"}
+    assert sorted(names.values()) == sorted(PAPER_ORDER)
+
+
+def test_method_preset_composes():
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg(["method=finetune", "disentangle=max_mmd"])
+    assert list(cfg.regularizer) == ["l2"]

@@ -1,0 +1,70 @@
+"""A real smoke sweep (Hydra multirun in a subprocess) -> table; re-running it skips every
+finished run, re-runs a failed one (keeping the failure in its log) with logger=wandb (offline),
+whose run file must hold the same eval/test_acc as result.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.wandb_reader import history
+from tred.regularizers import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+# Method presets (configs/method/) in preference order; the first two whose regularizers exist.
+PRESETS = {"finetune": "l2", "bss": "bss", "l2sp": "l2sp", "at": "at"}
+METHODS = [p for p, reg in PRESETS.items() if reg in REGISTRY][:2]
+
+
+def sweep(sweep_dir: Path, *extra: str) -> str:
+    """Run the smoke sweep; returns its log (Hydra logs to stdout, errors go to stderr)."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "experiment=smoke",
+           f"method={','.join(METHODS)}", "seed=0,1", "dataset.test_per_class=3",
+           "trainer.max_iters=2", "trainer.threads=1",
+           f"cache_dir={sweep_dir.parent / 'cache'}", f"hydra.sweep.dir={sweep_dir}", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+           "WANDB_SILENT": "true"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_smoke_sweep_table_skip_and_rerun_failed(tmp_path):
+    assert METHODS, "no method preset has its regularizer registered"
+    root = tmp_path / "sweep"
+    sweep(root)
+    results = sorted(root.rglob("result.json"))
+    assert len(results) == 2 * len(METHODS)
+
+    from tred.results import build_table, to_markdown
+
+    table = build_table(root)
+    assert table.missing.empty and table.columns == ["digits"]
+    accs = pd.DataFrame([json.loads(p.read_text()) for p in results])
+    for method, acc in accs.groupby("method")["test_acc"]:
+        assert table.summary.at[method, ("digits", "mean")] == pytest.approx(acc.mean())
+        assert table.summary.at[method, ("digits", "std")] == pytest.approx(acc.std(ddof=1))
+    assert "Fine-tune (L2)" in to_markdown(table)
+
+    # One run "failed" (as a Ctrl-C leaves it); the others are done.
+    failed, done = results[0], results[1:]
+    failed.write_text(json.dumps({**json.loads(failed.read_text()), "status": "failed",
+                                  "error": "KeyboardInterrupt: "}))
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    # Again, with another logger and thread count: neither is part of a run's identity.
+    log = sweep(root, "logger=wandb", "trainer.threads=2")
+    assert log.count("skipping") == len(done)
+    assert {p: p.stat().st_mtime_ns for p in done} == stamps
+    assert "previous attempt failed: KeyboardInterrupt" in (failed.parent / "train.log").read_text()
+    result = json.loads(failed.read_text())
+    assert result["status"] == "completed"
+    # The re-run logged to an offline W&B run holding the same final accuracy.
+    (wb,) = (failed.parent / "wandb").glob("offline-run-*/run-*.wandb")
+    logged = [row["eval/test_acc"] for row in history(wb) if "eval/test_acc" in row]
+    assert logged == [pytest.approx(result["test_acc"])]

@@ -1,0 +1,356 @@
+"""Paper-style tables from a sweep directory: every run's result.json -> one table.
+
+Rows are methods in the paper's order, columns are datasets (x sample rates when the sweep has
+several) plus the average over columns and the average gain over fine-tuning:
+
+    cell(m, c)  = mean_s acc(m, c, s) ± std_s (sample std, ddof=1) over the completed seeds s
+    avg(m)      = mean_c cell(m, c)                       (only when every column has a value)
+    gain(m)     = mean_c [cell(m, c) - cell(l2, c)]       (same condition, for m and for l2)
+
+The expected grid (methods x datasets x rates x seeds) is what the sweep declared in its
+multirun.yaml together with everything found on disk, so a run that failed, was interrupted or
+never started shows as a missing cell or a seed count, never as a silently smaller table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from tred.config import method_name
+from tred.errors import TredError
+from tred.io import read_json
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+FINETUNE = "l2"
+PAPER_ORDER = ("l2", "l2sp", "at", "delta", "bss", "tred-max_mmd", "tred-min_mi", "tred-max_mmd_min_mi")
+DISPLAY = {
+    "l2": "Fine-tune (L2)", "l2sp": "L2-SP", "at": "AT", "delta": "DELTA", "bss": "BSS",
+    "tred-max_mmd": "TRED Max-MMD", "tred-min_mi": "TRED Min-MI",
+    "tred-max_mmd_min_mi": "TRED Max-MMD+Min-MI",
+}
+KEY = ["method", "dataset", "sample_rate", "seed"]
+# config.yaml keys that must agree between the runs of one table (the rest are sweep axes).
+SHARED_KEYS = ("sweep_name", "backbone", "trainer")
+NOT_SHARED = ("threads", "num_workers", "device")
+
+
+class TableError(TredError):
+    """The sweep directory cannot give an honest table (empty, mixed, corrupt)."""
+
+
+def display_name(method: str) -> str:
+    return " + ".join(DISPLAY.get(part, part) for part in method.split("+"))
+
+
+def method_order(methods) -> list[str]:
+    known = [m for m in PAPER_ORDER if m in methods]
+    return known + sorted(set(methods) - set(known))
+
+
+# ---------------------------------------------------------------------------- reading runs
+def _method_of_config(cfg: dict) -> str:
+    dis = cfg.get("disentangle")
+    return method_name(cfg["regularizer"], dis["name"] if dis else None)
+
+
+def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
+    """One row per run directory (result.json, or config.yaml only = unfinished)."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise TableError(f"sweep directory {sweep_dir} does not exist; run the sweep first "
+                         "(e.g. `python scripts/train.py -m experiment=mini_table`)")
+    run_dirs = sorted({p.parent for name in ("config.yaml", "result.json")
+                       for p in sweep_dir.rglob(name) if _is_run_file(p, sweep_dir)})
+    rows, configs = [], {}
+    for d in run_dirs:
+        cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) if (d / "config.yaml").is_file() else None
+        if cfg is not None:
+            configs[d] = cfg
+        if (d / "result.json").is_file():
+            rows.append(_read_result(d / "result.json"))
+        elif cfg is not None:
+            rows.append({"method": _method_of_config(cfg), "dataset": cfg["dataset"]["name"],
+                         "sample_rate": cfg["dataset"]["sample_rate"], "seed": cfg["seed"],
+                         "sweep": cfg["sweep_name"], "status": "unfinished", "test_acc": math.nan})
+        rows[-1]["run_dir"] = str(d.relative_to(sweep_dir))
+    if not rows:
+        raise TableError(f"no runs under {sweep_dir} (no result.json or config.yaml found); "
+                         "run the sweep first or pass the sweep directory, e.g. outputs/sweeps/mini_table")
+    runs = pd.DataFrame(rows)
+    runs["sample_rate"] = runs["sample_rate"].astype(float)
+    runs["seed"] = runs["seed"].astype(int)
+    _check_one_experiment(runs, configs, sweep_dir)
+    return runs
+
+
+def _is_run_file(path: Path, sweep_dir: Path) -> bool:
+    """Not Hydra's .hydra/ copies nor W&B's offline-run files."""
+    parts = path.relative_to(sweep_dir).parts[:-1]
+    return not any(p.startswith(".") or p == "wandb" for p in parts)
+
+
+def _read_result(path: Path) -> dict:
+    try:
+        res = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise TableError(f"corrupt {path}: {exc}; delete it (the sweep re-runs that run) "
+                         "or fix it, then build the table again") from None
+    need = ["status", "method", "dataset", "sample_rate", "seed", "sweep"]
+    if not isinstance(res, dict) or any(k not in res for k in need) or (
+            res.get("status") == "completed" and not isinstance(res.get("test_acc"), (int, float))):
+        raise TableError(f"corrupt {path}: it must hold {need} (+ test_acc when completed); "
+                         "delete it (the sweep re-runs that run) and build the table again")
+    return {k: res.get(k) for k in [*need, "test_acc", "error"]}
+
+
+def _check_one_experiment(runs: pd.DataFrame, configs: dict, sweep_dir: Path) -> None:
+    sweeps = runs.groupby("sweep")["run_dir"].first()
+    if len(sweeps) > 1:
+        listing = ", ".join(f"{name!r} (e.g. {d})" for name, d in sweeps.items())
+        raise TableError(f"runs from different sweeps are mixed in {sweep_dir}: {listing}; "
+                         "keep one sweep per directory (hydra.sweep.dir) or move the others away")
+    first_dir, first = next(iter(configs.items()), (None, None))
+    for d, cfg in configs.items():
+        for key in SHARED_KEYS:
+            a, b = _shared(first, key), _shared(cfg, key)
+            if a != b:
+                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) if isinstance(a, dict) else [key]
+                raise TableError(
+                    f"runs of different experiments are mixed in {sweep_dir}: `{key}` differs "
+                    f"({', '.join(map(str, diff))}) between {first_dir} and {d}; keep one experiment per sweep directory")
+    dup = runs[runs.duplicated(KEY, keep=False)]
+    if len(dup):
+        raise TableError(f"{len(dup)} run directories share method/dataset/sample rate/seed, e.g. "
+                         f"{', '.join(dup['run_dir'].head(2))}: the sweep has an axis the table "
+                         "cannot show (other overrides); build one table per value in its own directory")
+
+
+def _shared(cfg: dict, key: str):
+    node = cfg.get(key)
+    return {k: v for k, v in node.items() if k not in NOT_SHARED} if isinstance(node, dict) else node
+
+
+# ---------------------------------------------------------------------------- expected grid
+def sweep_axes(sweep_dir: Path) -> dict[str, list[str]]:
+    """The values of each swept key, from the sweep's multirun.yaml (params, then command line)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return {}
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra = OmegaConf.load(path).hydra
+    params = OmegaConf.to_container(hydra.sweeper.params) if hydra.sweeper.get("params") else {}
+    strings = [f"{k}={v}" for k, v in params.items()] + list(hydra.overrides.task)
+    axes = {}
+    for ov in OverridesParser.create().parse_overrides(strings):
+        if ov.is_sweep_override():
+            axes[ov.get_key_element()] = list(ov.sweep_string_iterator())
+        else:
+            axes[ov.get_key_element()] = [ov.get_value_element_as_str()]
+    return axes
+
+
+def preset_method(preset: str, configs: Path = CONFIGS) -> str:
+    """The method name a `method=<preset>` option selects, read from its defaults list."""
+    path = configs / "method" / f"{preset}.yaml"
+    if not path.is_file():
+        raise TableError(f"the sweep uses method={preset} but {path} does not exist")
+    picks = {}
+    for item in OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []):
+        if isinstance(item, dict):
+            for k, v in item.items():
+                picks[k.replace("override", "").strip().lstrip("/")] = v
+    reg = picks.get("regularizer")
+    regs = reg if isinstance(reg, list) else [reg]
+    return method_name({r: None for r in regs}, picks.get("disentangle"))
+
+
+def _regularizer_method(value: str, disentangle: str | None) -> str:
+    regs = [r.strip() for r in value.strip("[]").split(",") if r.strip()]
+    return method_name({r: None for r in regs}, disentangle if "tred" in regs else None)
+
+
+@dataclass
+class Grid:
+    methods: list[str]
+    datasets: list[str]
+    rates: list[float]
+    seeds: list[int]
+
+    def cells(self):
+        return itertools.product(self.methods, self.datasets, self.rates)
+
+
+def expected_grid(runs: pd.DataFrame, sweep_dir: Path, configs: Path = CONFIGS) -> Grid:
+    """Declared sweep values (multirun.yaml) united with what is on disk, in sweep order."""
+    axes = sweep_axes(sweep_dir)
+    if "method" in axes:
+        methods = [preset_method(p, configs) for p in axes["method"]]
+    elif "regularizer" in axes:
+        dis = axes.get("disentangle", [None])
+        methods = [_regularizer_method(r, d) for r in axes["regularizer"] for d in dis]
+    else:
+        methods = []
+    datasets = axes.get("dataset", [])
+    rates = [float(r) for r in axes.get("dataset.sample_rate", [])]
+    seeds = [int(s) for s in axes.get("seed", [])]
+
+    def union(declared, found):
+        return list(dict.fromkeys([*declared, *sorted(set(found) - set(declared))]))
+
+    return Grid(method_order(union(methods, runs["method"])), union(datasets, runs["dataset"]),
+                sorted(union(rates, runs["sample_rate"])), union(seeds, runs["seed"]))
+
+
+# ---------------------------------------------------------------------------- the table
+@dataclass
+class Table:
+    grid: Grid
+    stats: pd.DataFrame  # method, dataset, sample_rate, column, mean, std, n
+    columns: list[str]
+    missing: pd.DataFrame  # method, dataset, sample_rate, seed, reason, run_dir
+    runs: pd.DataFrame  # one row per run directory (load_runs)
+    digits: int = 1
+    summary: pd.DataFrame = field(init=False)  # index method: one (mean, std, n) per column + avg, gain
+
+    def __post_init__(self):
+        self.summary = summarize(self.stats, self.grid.methods, self.columns)
+
+    @property
+    def expected_runs(self) -> int:
+        g = self.grid
+        return len(g.methods) * len(g.datasets) * len(g.rates) * len(g.seeds)
+
+
+def column_label(dataset: str, rate: float, several_rates: bool) -> str:
+    return f"{dataset} {rate * 100:g}%" if several_rates else dataset
+
+
+def build_table(sweep_dir: str | Path, digits: int = 1, configs: Path = CONFIGS) -> Table:
+    sweep_dir = Path(sweep_dir)
+    runs = load_runs(sweep_dir)
+    grid = expected_grid(runs, sweep_dir, configs)
+    several = len(grid.rates) > 1
+    done = runs[runs["status"] == "completed"]
+    by_key = runs.set_index(KEY)
+    stats, missing = [], []
+    for m, d, r in grid.cells():
+        accs = done[(done.method == m) & (done.dataset == d) & (done.sample_rate == r)]["test_acc"]
+        stats.append({"method": m, "dataset": d, "sample_rate": r, "column": column_label(d, r, several),
+                      "mean": accs.mean() if len(accs) else math.nan,
+                      "std": accs.std(ddof=1) if len(accs) > 1 else math.nan, "n": len(accs)})
+        for s in grid.seeds:
+            if (m, d, r, s) in by_key.index:
+                row = by_key.loc[(m, d, r, s)]
+                if row["status"] == "completed":
+                    continue
+                reason, where = row["status"], row["run_dir"]
+            else:
+                reason, where = "not run", None
+            missing.append({"method": m, "dataset": d, "sample_rate": r, "seed": s,
+                            "reason": reason, "run_dir": where})
+    columns = list(dict.fromkeys(column_label(d, r, several) for d in grid.datasets for r in grid.rates))
+    return Table(grid, pd.DataFrame(stats), columns,
+                 pd.DataFrame(missing, columns=[*KEY, "reason", "run_dir"]), runs, digits)
+
+
+def summarize(stats: pd.DataFrame, methods: list[str], columns: list[str]) -> pd.DataFrame:
+    means = stats.pivot(index="method", columns="column", values="mean").reindex(index=methods, columns=columns)
+    avg = means.mean(axis=1, skipna=False)
+    if FINETUNE in means.index:
+        gain = (means - means.loc[FINETUNE]).mean(axis=1, skipna=False)
+    else:
+        gain = pd.Series(math.nan, index=means.index)
+    out = {}
+    for c in columns:
+        sub = stats[stats.column == c].set_index("method").reindex(methods)
+        out[(c, "mean")], out[(c, "std")], out[(c, "n")] = sub["mean"], sub["std"], sub["n"]
+    out[("Avg.", "mean")], out[("Gain vs FT", "mean")] = avg, gain
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------- rendering
+DASH = "—"
+
+
+def _cells(table: Table, style: str) -> list[list[str]]:
+    """Formatted body rows; style is 'md' or 'tex'."""
+    s, k, n_exp = table.summary, table.digits, len(table.grid.seeds)
+    pm = " $\\pm$ " if style == "tex" else " ± "
+    bold = (lambda x: f"\\textbf{{{x}}}") if style == "tex" else (lambda x: f"**{x}**")
+    dash = "---" if style == "tex" else DASH
+    best = {c: s[(c, "mean")].round(k).max() for c in [*table.columns, "Avg.", "Gain vs FT"]}
+    body = []
+    for m in table.grid.methods:
+        row = [_escape(display_name(m)) if style == "tex" else display_name(m)]
+        for c in table.columns:
+            mean, std, n = s.at[m, (c, "mean")], s.at[m, (c, "std")], int(s.at[m, (c, "n")])
+            if math.isnan(mean):
+                row.append(dash)
+                continue
+            text = f"{mean:.{k}f}" + (f"{pm}{std:.{k}f}" if not math.isnan(std) else "")
+            text = bold(text) if round(mean, k) == best[c] else text
+            row.append(text + (f" (n={n})" if n < n_exp else ""))
+        for c, sign in (("Avg.", ""), ("Gain vs FT", "+")):
+            v = s.at[m, (c, "mean")]
+            text = dash if math.isnan(v) else f"{v:{sign}.{k}f}"
+            row.append(bold(text) if not math.isnan(v) and round(v, k) == best[c] else text)
+        body.append(row)
+    return body
+
+
+def _escape(text: str) -> str:
+    for ch in "\\&%$#_{}":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def missing_note(table: Table) -> str:
+    miss, total = table.missing, table.expected_runs
+    if miss.empty:
+        return f"All {total} runs completed."
+    counts = miss["reason"].value_counts()
+    parts = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    return f"Missing {len(miss)} of {total} runs ({parts}); cells without any completed seed show {DASH}."
+
+
+def caption(table: Table) -> str:
+    return (f"Top-1 test accuracy (%), mean ± std over {len(table.grid.seeds)} seeds "
+            f"(n = seeds completed when fewer); best per column in bold; "
+            f"Gain vs FT = average difference to fine-tuning (L2) over the columns.")
+
+
+def to_markdown(table: Table) -> str:
+    header = ["Method", *table.columns, "Avg.", "Gain vs FT"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in _cells(table, "md")]
+    return "\n".join([*lines, "", caption(table), missing_note(table), ""])
+
+
+def to_latex(table: Table) -> str:
+    header = ["Method", *map(_escape, table.columns), "Avg.", "Gain vs FT"]
+    lines = [f"% {caption(table)}", f"% {missing_note(table)}",
+             "\\begin{tabular}{l" + "c" * (len(header) - 1) + "}", "\\toprule",
+             " & ".join(header) + " \\\\", "\\midrule"]
+    lines += [" & ".join(r) + " \\\\" for r in _cells(table, "tex")]
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines).replace(" (n=", "\\,(n=")
+
+
+def to_csv_frame(table: Table) -> pd.DataFrame:
+    """Numbers, not strings: one mean/std/n triple per column, then avg and gain."""
+    s = table.summary
+    out = pd.DataFrame({"method": table.grid.methods,
+                        "name": [display_name(m) for m in table.grid.methods]})
+    for c in table.columns:
+        for part in ("mean", "std", "n"):
+            out[f"{c} {part}"] = s[(c, part)].to_numpy()
+    out["avg"] = s[("Avg.", "mean")].to_numpy()
+    out["gain_vs_finetune"] = s[("Gain vs FT", "mean")].to_numpy()
+    return out
