@@ -1,0 +1,87 @@
+"""In-memory image data: uint8 tensors, augmentation on tensors, a deterministic batch stream.
+
+The stream is a pure function of (seed, iteration): the permutation of epoch e is drawn from
+a generator seeded with (seed, e) and the augmentation of iteration i from one seeded with
+(seed, i). So a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from tred.errors import ConfigError
+
+
+def _generator(*keys: int) -> torch.Generator:
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def random_crop_flip(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Pad by `padding` (reflect), crop back to the input size at a random offset, maybe flip."""
+    b, _, h, w = x.shape
+    out = x
+    if padding > 0:
+        padded = F.pad(x, (padding,) * 4, mode="reflect")
+        offs = torch.randint(0, 2 * padding + 1, (b, 2), generator=gen)
+        out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs.tolist())])
+    if hflip:
+        flip = torch.rand(b, generator=gen) < 0.5
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+class InMemoryImages:
+    """Images (N x 3 x S x S uint8) and labels held in memory, with the train/test split done."""
+
+    def __init__(self, train_x, train_y, test_x, test_y, num_classes: int, augment):
+        self.train_x, self.train_y = train_x, train_y
+        self.test_x, self.test_y = test_x, test_y
+        self.num_classes = num_classes
+        self.augment = augment
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_y)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.test_y)
+
+    def train_labels(self) -> torch.Tensor:
+        return self.train_y
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        if batch_size > self.train_size:
+            raise ConfigError(
+                f"trainer.batch_size={batch_size} is larger than the training set "
+                f"({self.train_size} images; batches drop the last partial one): lower the "
+                "batch size or raise dataset.sample_rate / dataset.train_per_class")
+        return self.train_size // batch_size
+
+    def train_batch(self, iteration: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The augmented batch of one iteration, as float in [0, 1]."""
+        per_epoch = self.batches_per_epoch(batch_size)
+        epoch, pos = divmod(iteration, per_epoch)
+        perm = torch.randperm(self.train_size, generator=_generator(seed, 1, epoch))
+        idx = perm[pos * batch_size:(pos + 1) * batch_size]
+        x = self.train_x[idx].float().div_(255)
+        x = random_crop_flip(x, self.augment.crop_padding, self.augment.hflip, _generator(seed, 2, iteration))
+        return x, self.train_y[idx]
+
+    def train_stream(self, batch_size: int, seed: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        it = start
+        while True:
+            yield self.train_batch(it, batch_size, seed)
+            it += 1
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Un-augmented batches of `split` ("train" or "test") in a fixed order."""
+        x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        for i in range(0, len(y), batch_size):
+            yield x[i:i + batch_size].float().div_(255), y[i:i + batch_size]

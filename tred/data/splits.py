@@ -1,0 +1,52 @@
+"""Seeded, stratified splits and class-balanced nested subsets (pure index arithmetic)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tred.errors import ConfigError
+
+
+def _class_permutations(labels: np.ndarray, seed: int) -> dict[int, np.ndarray]:
+    """For each class, its indices in a seeded random order (the order never depends on rates)."""
+    rng = np.random.default_rng(seed)
+    return {int(c): rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+
+
+def stratified_split(labels: np.ndarray, train_per_class: int | None, seed: int,
+                     test_per_class: int | None = None, test_fraction: float = 0.3):
+    """Split indices into (train, test), stratified by class and fixed by `seed`.
+
+    `train_per_class` images of each class go to train (or 1 - test_fraction of them when it is
+    None) and the remaining ones, at most `test_per_class`, to test.
+    """
+    train, test = [], []
+    for c, idx in _class_permutations(labels, seed).items():
+        n_train = train_per_class if train_per_class is not None else int(round(len(idx) * (1 - test_fraction)))
+        if n_train >= len(idx):
+            raise ConfigError(
+                f"class {c} has {len(idx)} images, not enough for train_per_class={n_train} "
+                "plus a test set; lower dataset.train_per_class")
+        train.append(idx[:n_train])
+        rest = idx[n_train:]
+        test.append(rest if test_per_class is None else rest[:test_per_class])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def balanced_subset(labels: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """Positions (into `labels`) of a class-balanced subset keeping `rate` of every class.
+
+    Nested: for one seed, the subset at a smaller rate is inside the subset at a larger rate,
+    because every rate takes a prefix of the same per-class permutation.
+    """
+    if not 0 < rate <= 1:
+        raise ConfigError(f"dataset.sample_rate must be in (0, 1], got {rate}")
+    keep = []
+    for c, idx in _class_permutations(labels, seed).items():
+        n = int(round(rate * len(idx)))
+        if n == 0:
+            raise ConfigError(
+                f"dataset.sample_rate={rate} leaves class {c} ({len(idx)} training images) "
+                "with no image; use a larger sample rate or training budget")
+        keep.append(idx[:n])
+    return np.sort(np.concatenate(keep))
