@@ -1,0 +1,134 @@
+"""Speed of the regularizers relative to plain fine-tuning, and of DELTA's attention estimator.
+
+    python scripts/bench.py [--rounds 15] [--batch-size 32] [--image-size 64] [--threads 2]
+
+In one process, through the real `Finetuner` built from the composed configs: the median step
+time of each method in METHODS divided by that of `l2` (same backbone, batch, input size), and
+the speed-up of the fast channel-attention estimator over the naive one (same batch and head,
+their outputs compared). Measurements are interleaved (round-robin over methods, layer by layer
+for the estimators) so that load from other processes hits all of them alike. Writes
+outputs/bench/bench.json with keys `step_ratio.<name>` and `delta_attention_speedup`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tred.config import register_resolvers, validate  # noqa: E402
+from tred.data import build_data  # noqa: E402
+from tred.engine.loop import Finetuner  # noqa: E402
+from tred.engine.metrics import MetricsLog  # noqa: E402
+from tred.io import write_json  # noqa: E402
+from tred.models import build_models  # noqa: E402
+from tred.regularizers import SetupContext, build_regularizers  # noqa: E402
+from tred.regularizers.channel_attention import (attention_weights, channel_scores,  # noqa: E402
+                                                 channel_scores_naive)
+
+# (name, regularizer overrides). Adding a method to the benchmark = one entry here. The first
+# entry is the reference. DELTA's attention is computed from 1 batch: it changes values, not speed.
+METHODS = [
+    ("l2", ["regularizer=l2"]),
+    ("l2sp", ["regularizer=l2sp"]),
+    ("bss", ["regularizer=bss"]),
+    ("at", ["regularizer=at"]),
+    ("delta", ["regularizer=delta", "regularizer.delta.attention_epochs=1",
+               "regularizer.delta.attention_batches=1"]),
+]
+
+
+def compose_cfg(overrides):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return validate(compose(config_name="train", overrides=list(overrides)))
+
+
+def build_trainer(name, overrides, common, workdir: Path) -> Finetuner:
+    cfg = compose_cfg([*common, *overrides, f"cache_dir={workdir / 'cache'}"])
+    data = build_data(cfg.dataset, cfg.seed)
+    model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
+    regs = build_regularizers(cfg.regularizer, cfg.backbone)
+    metrics = MetricsLog(workdir / f"{name}.csv")
+    ctx = SetupContext(model, source, data, cfg, torch.device("cpu"), workdir, workdir / "cache", metrics)
+    for r in regs:
+        r.setup(ctx)
+    return Finetuner(model, source, regs, data, cfg.trainer, cfg.seed, torch.device("cpu"), metrics)
+
+
+def step_ratios(trainers: dict, batch, rounds: int, warmup: int = 2) -> dict:
+    times = {name: [] for name in trainers}
+    for r in range(warmup + rounds):
+        for name, trainer in trainers.items():
+            t0 = time.perf_counter()
+            trainer.step(*batch)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    ref = next(iter(med.values()))
+    for name, m in med.items():
+        print(f"step {name:8s} median {1e3 * m:7.1f} ms  ratio {m / ref:.3f}")
+    return {f"step_ratio.{name}": m / ref for name, m in med.items()}
+
+
+def attention_speedup(trainer: Finetuner, batch, layers) -> dict:
+    """Fast vs naive channel scores on one batch with one (random, seeded) head, layer by layer."""
+    torch.manual_seed(0)
+    source = trainer.source
+    head = nn.Linear(source.num_features, trainer.model.head.out_features).eval()
+    fast_t = naive_t = 0.0
+    diff = 0.0
+    for j in layers:
+        t0 = time.perf_counter()
+        fast = channel_scores(source, head, [batch], [j])[j]
+        t1 = time.perf_counter()
+        naive = channel_scores_naive(source, head, [batch], [j])[j]
+        t2 = time.perf_counter()
+        fast_t, naive_t = fast_t + t1 - t0, naive_t + t2 - t1
+        diff = max(diff, (attention_weights(fast, 5.0) - attention_weights(naive, 5.0)).abs().max().item())
+        print(f"attention {j:10s} fast {t1 - t0:6.2f}s naive {t2 - t1:7.2f}s")
+    print(f"attention speed-up {naive_t / fast_t:.1f}x, max |W_fast - W_naive| = {diff:.2e}")
+    return {"delta_attention_speedup": naive_t / fast_t, "delta_attention_max_abs_diff": diff}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)  # 1: robust on a shared CPU
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--skip-attention", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "bench.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    common = [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}",
+              f"trainer.batch_size={args.batch_size}", "trainer.device=cpu"]
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {name: build_trainer(name, ov, common, Path(tmp)) for name, ov in METHODS}
+        ref = next(iter(trainers.values()))
+        batch = ref.data.train_batch(0, args.batch_size, 0)
+        out = {"batch_size": args.batch_size, "image_size": args.image_size, "threads": args.threads,
+               "rounds": args.rounds, **step_ratios(trainers, batch, args.rounds)}
+        if not args.skip_attention:
+            cfg = compose_cfg(common)
+            out.update(attention_speedup(ref, batch, list(cfg.backbone.feature_layers)))
+        for t in trainers.values():
+            t.close()
+    write_json(Path(args.out), out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Batch spectral shrinkage (Chen, Wang, Fu, Long, Wang, NeurIPS 2019)."""
+
+from dataclasses import dataclass
+
+from tred.errors import ConfigError
+from tred.regularizers import register
+from tred.regularizers.base import Regularizer
+from tred.regularizers.functional import bss_penalty
+
+
+@register("bss")
+class BSS(Regularizer):
+    """eta * sum_{i<=k} sigma_{-i}(F)^2 over the pooled B x D features F. Term: `bss`."""
+
+    needs_features = True
+
+    @dataclass
+    class Config:
+        eta: float = 1e-3
+        k: int = 1
+
+    def __init__(self, cfg, backbone_cfg=None):
+        super().__init__(cfg)
+        if cfg.k < 1:
+            raise ConfigError(f"regularizer.bss.k must be >= 1, got {cfg.k}")
+
+    def penalty(self, step) -> dict:
+        return {"bss": self.cfg.eta * bss_penalty(step.features, self.cfg.k)}
