@@ -57,7 +57,7 @@ class DisentangleConfig:
     """TRED stage 1 (configs/disentangle/*.yaml documents each knob)."""
 
     name: str = "max_mmd_min_mi"
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -73,6 +73,7 @@ class DisentangleConfig:
     probe_steps: int = 200
     probe_lr: float = 0.01
     diagnostics_split: str = "test"
+    diagnostics_max_images: Optional[int] = 1024
 
 
 @dataclass
@@ -200,6 +201,8 @@ def check_disentangle(dc: DictConfig) -> None:
         raise ConfigError("disentangle.rec_weight, mmd_weight, mi_weight must be >= 0 and kernel_alphas > 0")
     if dc.diagnostics_split not in DIAGNOSTIC_SPLITS:
         raise ConfigError(f"disentangle.diagnostics_split={dc.diagnostics_split!r}; valid: {list(DIAGNOSTIC_SPLITS)}")
+    if dc.diagnostics_max_images is not None and dc.diagnostics_max_images < 1:
+        raise ConfigError("disentangle.diagnostics_max_images must be >= 1 or null (all images)")
 
 
 def method_name(regularizer: Any, disentangle: Any = None) -> str:

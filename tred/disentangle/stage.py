@@ -40,8 +40,8 @@ def compute(ctx, layers) -> dict:
     t0 = time.perf_counter()
     model, history, train = train_disentangler(dcfg, ctx.source, layers, ctx.data, n_cls, cfg.seed, ctx.device, bs, on_epoch)
     train_time = time.perf_counter() - t0
-    scores = evaluate_stage1(dcfg, model, ctx.source, layers, ctx.data, train, n_cls, cfg.seed, ctx.device, bs)
-    return {"disentangler": model.export(), "history": history, "scores": scores,
+    scores, n_eval = evaluate_stage1(dcfg, model, ctx.source, layers, ctx.data, train, n_cls, cfg.seed, ctx.device, bs)
+    return {"disentangler": model.export(), "history": history, "scores": scores, "diagnostics_images": n_eval,
             "train_time_s": train_time, "eval_time_s": time.perf_counter() - t0 - train_time}
 
 
@@ -52,6 +52,7 @@ def summary(entry: dict, layers, split: str) -> dict:
     mean = lambda key: sum(entry["scores"][n][key] for n in layers) / len(layers)  # noqa: E731
     out.update({
         "disentangle_diagnostics_split": split,
+        "disentangle_diagnostics_images": entry["diagnostics_images"],
         f"disentangle_relevant_{split}_acc": mean("relevant_acc"),
         f"source_probe_{split}_acc": mean("probe_acc"),
         "disentangle_train_time_s": entry["train_time_s"],
