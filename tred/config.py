@@ -57,7 +57,26 @@ class BackboneConfig:
 
 @dataclass
 class DisentangleConfig:
+    """TRED stage 1 (configs/disentangle/*.yaml documents each knob)."""
+
     name: str = "max_mmd_min_mi"
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = False
+    rec_weight: float = 1.0
+    mmd_weight: float = 1.0
+    mi_weight: float = 0.01
+    kernel_alphas: list = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0])
+    club_hidden: int = 256
+    club_lr: float = 1e-3
+    club_steps: int = 1
+    club_logvar_limit: float = 5.0
+    probe_steps: int = 200
+    probe_lr: float = 0.01
+    diagnostics_split: str = "test"
+    diagnostics_max_images: Optional[int] = 1024
 
 
 @dataclass
@@ -208,8 +227,25 @@ def check_ranges(cfg: DictConfig) -> None:
         raise ConfigError(
             f"dataset.image_size={d.image_size} is too small for backbone "
             f"{cfg.backbone.name}: use at least {cfg.backbone.min_image_size}")
+    if cfg.disentangle is not None:
+        check_disentangle(cfg.disentangle)
     if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
         raise ConfigError(f"trainer.device={t.device!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def check_disentangle(dc: DictConfig) -> None:
+    from tred.disentangle.train import DIAGNOSTIC_SPLITS, METHODS  # late: imports torch
+
+    if dc.name not in METHODS:
+        raise ConfigError(f"disentangle={dc.name!r}; valid: {sorted(METHODS)}")
+    if dc.epochs <= 0 or dc.batch_size < 2 or dc.lr <= 0 or dc.club_lr <= 0 or dc.club_steps < 1:
+        raise ConfigError("disentangle.epochs, lr, club_lr and club_steps must be > 0 and batch_size >= 2")
+    if min(dc.rec_weight, dc.mmd_weight, dc.mi_weight) < 0 or not dc.kernel_alphas or min(dc.kernel_alphas) <= 0:
+        raise ConfigError("disentangle.rec_weight, mmd_weight, mi_weight must be >= 0 and kernel_alphas > 0")
+    if dc.diagnostics_split not in DIAGNOSTIC_SPLITS:
+        raise ConfigError(f"disentangle.diagnostics_split={dc.diagnostics_split!r}; valid: {list(DIAGNOSTIC_SPLITS)}")
+    if dc.diagnostics_max_images is not None and dc.diagnostics_max_images < 1:
+        raise ConfigError("disentangle.diagnostics_max_images must be >= 1 or null (all images)")
 
 
 def method_name(regularizer: Any, disentangle: Any = None) -> str:

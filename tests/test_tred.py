@@ -1,0 +1,167 @@
+"""TRED: stage 1 on a synthetic problem with known relevant channels, the stage-2 penalty, smoke runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from tred.config import DisentangleConfig, validate
+from tred.disentangle.model import Disentangler
+from tred.disentangle.train import train_disentangler
+from tred.errors import ConfigError
+from tred.regularizers import REGISTRY, build_regularizers
+from tred.regularizers.base import Step
+from tred.regularizers.functional import mmd2
+from tests.conftest import compose_cfg
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class IdentitySource(nn.Module):
+    """A 'source model' whose hooked layer `feat` outputs its input: the data are the feature maps."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential()
+        self.body.add_module("feat", nn.Identity())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class ChannelData:
+    """z: N x 8 x 2 x 2 Gaussian noise; the label (2 classes) shifts channels 0 and 1 only."""
+
+    num_classes = 2
+
+    def __init__(self, n=128, channels=8, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.arange(n) % 2
+        self.x = torch.randn(n, channels, 2, 2, generator=g)
+        self.x[:, :2] += 1.5 * (2.0 * self.y - 1.0).view(-1, 1, 1, 1)
+
+    def eval_batches(self, split, batch_size):
+        for i in range(0, len(self.y), batch_size):
+            yield self.x[i:i + batch_size], self.y[i:i + batch_size]
+
+
+def gaussian_mi(a: torch.Tensor, b: torch.Tensor, ridge: float = 1e-3) -> float:
+    """I(a; b) of the Gaussian with the samples' covariance: 0.5 log(det S_aa det S_bb / det S)."""
+    j = torch.cat([a, b], 1).double()
+    j = j - j.mean(0)
+    cov = j.T @ j / len(j) + ridge * torch.eye(j.shape[1], dtype=torch.float64)
+    d = a.shape[1]
+    return 0.5 * float(torch.logdet(cov[:d, :d]) + torch.logdet(cov[d:, d:]) - torch.logdet(cov))
+
+
+def pooled_parts(model, z):
+    with torch.no_grad():
+        zr, zi = model["feat"](z)
+    return zr.mean((2, 3)), zi.mean((2, 3))
+
+
+def stage1(method: str, separation: float):
+    """Train on `ChannelData`; `separation` scales mmd_weight (1.0) and mi_weight (0.1)."""
+    cfg = OmegaConf.structured(DisentangleConfig(
+        name=method, epochs=25, batch_size=32, lr=3e-3, club_hidden=32, club_lr=3e-3,
+        mmd_weight=1.0 * separation, mi_weight=0.1 * separation))
+    data = ChannelData()
+    model, history, _ = train_disentangler(cfg, IdentitySource(), ["feat"], data, 2, 0, torch.device("cpu"), 64)
+    pr, pi = pooled_parts(model, data.x)
+    accuracy = float((model["feat"].head(pr).argmax(1) == data.y).float().mean())
+    return accuracy, float(mmd2(pr, pi)), gaussian_mi(pr, pi), history
+
+
+@pytest.mark.parametrize("method", ["max_mmd", "min_mi", "max_mmd_min_mi"])
+def test_stage1_finds_the_label_and_moves_the_separation_term(method, one_thread):
+    accuracy, mmd, mi, history = stage1(method, 1.0)
+    assert accuracy >= 0.9  # pooled, the classes are ~6 noise SDs apart along channels 0 and 1
+    assert len(history) == 25 and {"ce", "acc", "rec", "mmd2", "mi"} <= set(history[-1])
+    # the same training with the separation weights at 0 (same seed, same batches) is the control
+    _, mmd_control, mi_control, _ = stage1(method, 0.0)
+    if "max_mmd" in method:
+        assert mmd > mmd_control + 1.0
+    if "min_mi" in method:  # measured by a Gaussian formula, not by the CLUB that was minimized
+        assert mi < mi_control - 0.3
+
+
+def make_tred(reference="relevant", alpha=0.3, beta=0.2):
+    cfg = OmegaConf.structured(REGISTRY["tred"].Config(alpha=alpha, beta=beta, layers=["feat"], reference=reference))
+    return REGISTRY["tred"](cfg)
+
+
+def test_penalty_is_the_delta_distance_to_the_chosen_reference():
+    g = torch.Generator().manual_seed(0)
+    fm_t = torch.randn(3, 4, 2, 2, generator=g, requires_grad=True)
+    with torch.inference_mode():  # as the engine's source forward produces them
+        fm_s = torch.randn(3, 4, 2, 2, generator=g)
+    head = nn.Linear(4, 2)
+    step = Step(nn.ModuleDict({"head": head}), None, None, None, {"feat": fm_t}, {"feat": fm_s})
+    head_term = 0.2 * 0.5 * float(head.weight.detach().pow(2).sum())
+
+    full = make_tred("full").penalty(step)
+    by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - fm_s[b, c]).detach() ** 2).sum()) / 4 for b in range(3) for c in range(4))
+    assert float(full["tred_fm"]) == pytest.approx(by_hand, rel=1e-5)
+    assert float(full["tred_head"]) == pytest.approx(head_term, rel=1e-6)
+
+    reg = make_tred("relevant")
+    torch.manual_seed(1)
+    reg.disentangler = Disentangler({"feat": 4}, 2).eval().requires_grad_(False)
+    with torch.no_grad():
+        ref = reg.disentangler["feat"].relevant(fm_s.clone())
+    by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - ref[b, c]).detach() ** 2).sum()) / 4 for b in range(3) for c in range(4))
+    terms = reg.penalty(step)
+    assert float(terms["tred_fm"]) == pytest.approx(by_hand, rel=1e-5)
+    terms["tred_fm"].backward()  # the gradient reaches the trained network only
+    assert fm_t.grad is not None and all(p.grad is None for p in reg.disentangler.parameters())
+
+
+def test_bad_knobs_fail_early():
+    bad = validate(compose_cfg(["regularizer=tred", "regularizer.tred.reference=half"]))
+    with pytest.raises(ConfigError, match="reference"):  # raised before data or models are built
+        build_regularizers(bad.regularizer, bad.backbone)
+    with pytest.raises(ConfigError, match="diagnostics_split"):
+        validate(compose_cfg(["regularizer=tred", "disentangle.diagnostics_split=val"]))
+    cfg = validate(compose_cfg(["regularizer=tred"]))
+    assert cfg.disentangle.name == "max_mmd_min_mi" and list(cfg.regularizer.tred.layers) == [cfg.backbone.final_layer]
+
+
+SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle.diagnostics_max_images=64", "disentangle.probe_steps=20",
+                "disentangle.club_hidden=32"]
+DIAGNOSTICS = ["disentangle_ce", "disentangle_acc", "disentangle_rec", "disentangle_mmd2", "disentangle_mi",
+               "disentangle_relevant_test_acc", "source_probe_test_acc", "disentangle_cache_hit", "stage1_time_s",
+               "finetune_time_s"]
+
+
+@pytest.mark.parametrize("method", ["max_mmd", "min_mi", "max_mmd_min_mi"])
+def test_smoke_run_writes_the_diagnostics(method, tmp_path, smoke):
+    result = smoke("regularizer=tred", f"disentangle={method}", *SMALL_STAGE1)
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "completed" and saved["disentangle"] == method and saved["method"] == f"tred-{method}"
+    for key in DIAGNOSTICS:
+        assert saved.get(key) is not None, key
+    assert saved["disentangle_cache_hit"] is False and 0 <= saved["source_probe_test_acc"] <= 100
+    assert saved == {k: v for k, v in result.items()}
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [r["epoch"] for r in rows if r["stage"] == "disentangle"] == ["1", "2"]
+    assert all(r["tred_fm"] for r in rows if r["stage"] == "finetune")
+    assert (tmp_path / "run" / "disentangler.pt").is_file()
+    if method == "max_mmd":  # a second run of the sweep (other alpha) reuses the cached disentangler
+        from tred.run import run
+
+        cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", "regularizer=tred", f"disentangle={method}",
+                           "regularizer.tred.alpha=0.1", *SMALL_STAGE1])
+        again = run(cfg, tmp_path / "run2")
+        assert again["disentangle_cache_hit"] is True
+        assert again["disentangle_mmd2"] == saved["disentangle_mmd2"]

@@ -1,0 +1,79 @@
+"""Stage 1 as a run sees it: cached per everything that determines it, logged, saved in the run dir."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from tred.cache import cached
+from tred.disentangle.model import Disentangler
+from tred.disentangle.train import evaluate_stage1, train_disentangler
+
+log = logging.getLogger(__name__)
+CACHE_KIND = "disentangler"
+CACHE_VERSION = 1  # bump when the stage-1 code changes what it computes
+SAVED = "disentangler.pt"
+FINAL_KEYS = ("ce", "acc", "rec", "mmd2", "mi")
+
+
+def cache_parts(cfg, layers) -> dict:
+    """Everything that determines the trained disentangler (the cache key)."""
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    return {"version": CACHE_VERSION, "backbone": plain(cfg.backbone), "dataset": plain(cfg.dataset),
+            "seed": cfg.seed, "disentangle": plain(cfg.disentangle), "layers": list(layers),
+            "eval_batch_size": cfg.trainer.eval_batch_size}
+
+
+def compute(ctx, layers) -> dict:
+    cfg = ctx.cfg
+    dcfg, bs = cfg.disentangle, cfg.trainer.eval_batch_size
+    n_cls = ctx.data.num_classes
+
+    def on_epoch(row):
+        log.info("disentangle epoch %d/%d: ce %.3f acc %.1f rec %.4f mmd2 %.4f mi %.3f", row["epoch"],
+                 dcfg.epochs, row["ce"], row["acc"], row["rec"], row["mmd2"], row["mi"])
+
+    t0 = time.perf_counter()
+    model, history, train = train_disentangler(dcfg, ctx.source, layers, ctx.data, n_cls, cfg.seed, ctx.device, bs, on_epoch)
+    train_time = time.perf_counter() - t0
+    scores, n_eval = evaluate_stage1(dcfg, model, ctx.source, layers, ctx.data, train, n_cls, cfg.seed, ctx.device, bs)
+    return {"disentangler": model.export(), "history": history, "scores": scores, "diagnostics_images": n_eval,
+            "train_time_s": train_time, "eval_time_s": time.perf_counter() - t0 - train_time}
+
+
+def summary(entry: dict, layers, split: str) -> dict:
+    """Flat result.json diagnostics: the last epoch's terms and the accuracies, averaged over layers."""
+    last = entry["history"][-1] if entry["history"] else {}
+    out = {f"disentangle_{k}": last.get(k) for k in FINAL_KEYS}
+    mean = lambda key: sum(entry["scores"][n][key] for n in layers) / len(layers)  # noqa: E731
+    out.update({
+        "disentangle_diagnostics_split": split,
+        "disentangle_diagnostics_images": entry["diagnostics_images"],
+        f"disentangle_relevant_{split}_acc": mean("relevant_acc"),
+        f"source_probe_{split}_acc": mean("probe_acc"),
+        "disentangle_train_time_s": entry["train_time_s"],
+        "disentangle_eval_time_s": entry["eval_time_s"],
+    })
+    if len(layers) > 1:
+        out["disentangle_layers"] = entry["scores"]
+    return out
+
+
+def run_stage1(ctx, layers) -> tuple[Disentangler, dict]:
+    """The trained (frozen, eval-mode) disentangler on `ctx.device` and its diagnostics."""
+    layers = list(layers)
+    entry, hit = cached(ctx.cache_dir, CACHE_KIND, cache_parts(ctx.cfg, layers), lambda: compute(ctx, layers))
+    for row in entry["history"]:
+        ctx.metrics.log({"stage": "disentangle", **row})
+    if ctx.run_dir is not None:
+        torch.save(entry, Path(ctx.run_dir) / SAVED)
+    model = Disentangler.from_export(entry["disentangler"]).to(ctx.device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    info = summary(entry, layers, ctx.cfg.disentangle.diagnostics_split)
+    info["disentangle_cache_hit"] = hit
+    return model, info

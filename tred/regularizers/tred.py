@@ -1,0 +1,89 @@
+"""TRED (Li et al., "Towards Accurate Knowledge Transfer via Target-awareness Representation
+Disentanglement", arXiv 2010.08532): fine-tune toward the target-relevant part of the source features.
+
+Stage 1 (`setup`) trains a disentangler per layer j on the frozen source (tred/disentangle).
+Stage 2 penalty, per batch:
+    alpha * sum_j 0.5 * sum_{b,c} C * W_jc * ||FM_jc(w, x) - R_jc(x)||^2 / (H*W) + beta/2 * ||w_head||^2
+with the reference R_j = E_r(FM_j(w0, x)) (`reference: relevant`) or R_j = FM_j(w0, x)
+(`reference: full`, the plain feature-map baseline through the same code) and W_j uniform (1/C)
+or DELTA's channel attention. The concrete recipe is this project's reconstruction (docs/tred.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from tred.errors import ConfigError
+from tred.regularizers import register
+from tred.regularizers.base import Regularizer, SetupContext, Step
+from tred.regularizers.functional import delta_penalty, head_l2_penalty
+
+REFERENCES = ("relevant", "full")
+CHANNEL_WEIGHTS = ("uniform", "attention")
+
+
+@register("tred")
+class TRED(Regularizer):
+    @dataclass
+    class Config:
+        alpha: float = 0.01
+        beta: float = 0.01
+        # empty: the backbone's final feature map (configs/regularizer/tred.yaml sets it explicitly)
+        layers: list = field(default_factory=list)
+        reference: str = "relevant"
+        channel_weights: str = "uniform"
+        attention_epochs: int = 3
+        attention_batches: int = 8
+        attention_temperature: float = 5.0
+
+    def __init__(self, cfg, backbone_cfg=None):
+        super().__init__(cfg)
+        layers = list(cfg.layers) or ([backbone_cfg.final_layer] if backbone_cfg is not None else [])
+        if not layers or not all(layers):
+            raise ConfigError("regularizer.tred.layers is empty: name at least one layer, e.g. "
+                              "[${backbone.final_layer}]")
+        if cfg.reference not in REFERENCES:
+            raise ConfigError(f"regularizer.tred.reference={cfg.reference!r}; valid: {list(REFERENCES)}")
+        if cfg.channel_weights not in CHANNEL_WEIGHTS:
+            raise ConfigError(f"regularizer.tred.channel_weights={cfg.channel_weights!r}; valid: {list(CHANNEL_WEIGHTS)}")
+        if cfg.alpha < 0 or cfg.beta < 0:
+            raise ConfigError("regularizer.tred.alpha and beta must be >= 0")
+        self.layers = tuple(layers)
+        self.source_layers = self.target_layers = self.layers
+        self.alpha, self.beta = float(cfg.alpha), float(cfg.beta)
+        self.disentangler = None  # set by setup when reference == relevant
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def setup(self, ctx: SetupContext) -> dict:
+        info = {"tred_reference": self.cfg.reference, "tred_layers": list(self.layers)}
+        if self.cfg.reference == "relevant":
+            from tred.disentangle import run_stage1  # late: tred.disentangle imports this package
+
+            self.disentangler, stage1 = run_stage1(ctx, self.layers)
+            info.update(stage1)
+        if self.cfg.channel_weights == "attention":
+            try:
+                from tred.regularizers.channel_attention import channel_attention
+            except ModuleNotFoundError as exc:
+                if exc.name != "tred.regularizers.channel_attention":
+                    raise
+                raise ConfigError("regularizer.tred.channel_weights=attention needs DELTA's channel attention "
+                                  "(tred/regularizers/channel_attention.py); use channel_weights=uniform") from None
+            weights = channel_attention(ctx, list(self.layers), self.cfg.attention_epochs,
+                                        self.cfg.attention_batches, temperature=self.cfg.attention_temperature)
+            self.weights = {n: w.to(ctx.device) for n, w in weights.items()}
+        return info
+
+    def reference(self, layer: str, fm_s: torch.Tensor) -> torch.Tensor:
+        """R_j: the relevant part E_r(FM_j(w0, x)) or the full source map, without autograd."""
+        if self.disentangler is None:
+            return fm_s
+        with torch.no_grad():
+            return self.disentangler[layer].relevant(fm_s)
+
+    def penalty(self, step: Step) -> dict[str, torch.Tensor]:
+        dist = sum(delta_penalty(step.target_maps[n], self.reference(n, step.source_maps[n]), self.weights.get(n))
+                   for n in self.layers)
+        return {"tred_fm": self.alpha * dist, "tred_head": self.beta * head_l2_penalty(step.model.head)}
