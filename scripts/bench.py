@@ -1,13 +1,16 @@
-"""Speed of the regularizers relative to plain fine-tuning, and of DELTA's attention estimator.
+"""Speed of the regularizers relative to plain fine-tuning, of DELTA's attention estimator, and of
+the on-disk image loader.
 
-    python scripts/bench.py [--rounds 15] [--batch-size 32] [--image-size 64] [--threads 2]
+    python scripts/bench.py [--rounds 15] [--batch-size 32] [--image-size 64] [--threads 1]
 
 In one process, through the real `Finetuner` built from the composed configs: the median step
 time of each method in METHODS divided by that of `l2` (same backbone, batch, input size), and
 the speed-up of the fast channel-attention estimator over the naive one (same batch and head,
 their outputs compared). Measurements are interleaved (round-robin over methods, layer by layer
 for the estimators) so that load from other processes hits all of them alike. Writes
-outputs/bench/bench.json with keys `step_ratio.<name>` and `delta_attention_speedup`.
+outputs/bench/bench.json with keys `step_ratio.<name>` and `delta_attention_speedup`, and
+`loader_images_per_s.workers<N>`: the paper-scale pipeline (decode JPEG, resize 256, crop 224,
+flip) alone on a generated tree of 500x375 JPEGs (`--skip-loader` to leave it out).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ METHODS = [
     ("at", ["regularizer=at"]),
     ("delta", ["regularizer=delta", "regularizer.delta.attention_epochs=1",
                "regularizer.delta.attention_batches=1"]),
+    # Stage 2 of TRED; a 1-epoch stage 1 only provides the disentangler (its cost is not timed here).
+    ("tred", ["regularizer=tred", "disentangle.epochs=1", "disentangle.probe_steps=5",
+              "disentangle.diagnostics_max_images=64"]),
 ]
 
 
@@ -102,6 +108,28 @@ def attention_speedup(trainer: Finetuner, batch, layers) -> dict:
     return {"delta_attention_speedup": naive_t / fast_t, "delta_attention_max_abs_diff": diff}
 
 
+def loader_speed(tmp: Path, workers=(0, 2), n_images: int = 96, batch_size: int = 32) -> dict:
+    """Images/s of the paper-scale training pipeline alone, on a generated image_folder tree."""
+    import numpy as np
+    from PIL import Image
+
+    from tred.data.throughput import loader_throughput
+
+    rng = np.random.default_rng(0)
+    for i in range(n_images):
+        folder = tmp / "images" / f"class{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
+    out = {}
+    for n in workers:
+        cfg = compose_cfg(["dataset=image_folder", f"dataset.root={tmp / 'images'}", "dataset.test_fraction=0.25"])
+        data = build_data(cfg.dataset, cfg.seed, num_workers=n)
+        res = loader_throughput(data, batch_size, n_batches=4)
+        out[f"loader_images_per_s.workers{n}"] = res["loader_images_per_s"]
+        print(f"loader {n} workers: {res['loader_images_per_s']:.0f} images/s (224 crops of 500x375 JPEGs)")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15)
@@ -110,6 +138,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)  # 1: robust on a shared CPU
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--skip-attention", action="store_true")
+    ap.add_argument("--skip-loader", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "bench.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -126,6 +155,8 @@ def main() -> None:
             out.update(attention_speedup(ref, batch, list(cfg.backbone.feature_layers)))
         for t in trainers.values():
             t.close()
+        if not args.skip_loader:
+            out.update(loader_speed(Path(tmp)))
     write_json(Path(args.out), out)
     print(f"wrote {args.out}")
 

@@ -40,5 +40,14 @@ def run_smoke(tmp_path: Path, overrides=()) -> dict:
 
 
 @pytest.fixture
+def one_thread():
+    """Small tensors: a second thread only adds synchronization (and stalls on a busy CPU)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def smoke(tmp_path):
     return lambda *overrides: run_smoke(tmp_path, overrides)

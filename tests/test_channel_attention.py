@@ -13,13 +13,7 @@ from tred.models.network import frozen_copy
 from tred.models.suffix import network_suffix
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared, oversubscribed CPU two spinning threads run ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

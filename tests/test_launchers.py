@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from tests.conftest import CONFIGS
+from conftest import CONFIGS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,13 +12,7 @@ from tred.regularizers.functional import CLUB, mmd2
 ALPHAS = (1 / 8, 1 / 4, 1 / 2, 1, 2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronization (and stalls on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mmd2_loop(x, y, alphas=ALPHAS):

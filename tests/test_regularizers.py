@@ -20,13 +20,7 @@ TERMS = {"l2": [], "l2sp": ["l2sp_sp", "l2sp_head"], "at": ["at"], "delta": ["de
          "bss": ["bss"], "[l2sp,bss]": ["l2sp_sp", "l2sp_head", "bss"]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared, oversubscribed CPU two spinning threads run ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("reg", list(TERMS))

@@ -193,7 +193,7 @@ def test_method_presets_name_the_paper_methods():
 
 
 def test_method_preset_composes():
-    from tests.conftest import compose_cfg
+    from conftest import compose_cfg
 
     cfg = compose_cfg(["method=finetune", "disentangle=max_mmd"])
     assert list(cfg.regularizer) == ["l2"]

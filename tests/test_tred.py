@@ -17,15 +17,7 @@ from tred.errors import ConfigError
 from tred.regularizers import REGISTRY, build_regularizers
 from tred.regularizers.base import Step
 from tred.regularizers.functional import mmd2
-from tests.conftest import compose_cfg
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from conftest import compose_cfg
 
 
 class IdentitySource(nn.Module):
