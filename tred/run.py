@@ -99,7 +99,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
     regs = build_regularizers(cfg.regularizer, cfg.backbone)
     for r in regs:  # unknown layer names fail here, before any work
-        resolve_layers(model.backbone.body, tuple(r.source_layers) + tuple(r.target_layers))
+        resolve_layers(model.backbone.body, dict.fromkeys([*r.source_layers, *r.target_layers]))
     model.to(device)
     source.to(device)
 

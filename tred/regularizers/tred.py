@@ -48,8 +48,6 @@ class TRED(Regularizer):
             raise ConfigError(f"regularizer.tred.reference={cfg.reference!r}; valid: {list(REFERENCES)}")
         if cfg.channel_weights not in CHANNEL_WEIGHTS:
             raise ConfigError(f"regularizer.tred.channel_weights={cfg.channel_weights!r}; valid: {list(CHANNEL_WEIGHTS)}")
-        if cfg.alpha < 0 or cfg.beta < 0:
-            raise ConfigError("regularizer.tred.alpha and beta must be >= 0")
         self.layers = tuple(layers)
         self.source_layers = self.target_layers = self.layers
         self.alpha, self.beta = float(cfg.alpha), float(cfg.beta)
@@ -64,13 +62,8 @@ class TRED(Regularizer):
             self.disentangler, stage1 = run_stage1(ctx, self.layers)
             info.update(stage1)
         if self.cfg.channel_weights == "attention":
-            try:
-                from tred.regularizers.channel_attention import channel_attention
-            except ModuleNotFoundError as exc:
-                if exc.name != "tred.regularizers.channel_attention":
-                    raise
-                raise ConfigError("regularizer.tred.channel_weights=attention needs DELTA's channel attention "
-                                  "(tred/regularizers/channel_attention.py); use channel_weights=uniform") from None
+            from tred.regularizers.channel_attention import channel_attention
+
             weights = channel_attention(ctx, list(self.layers), self.cfg.attention_epochs,
                                         self.cfg.attention_batches, temperature=self.cfg.attention_temperature)
             self.weights = {n: w.to(ctx.device) for n, w in weights.items()}
