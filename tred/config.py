@@ -35,6 +35,10 @@ class DatasetConfig:
     # Seeded splits without train_per_class (caltech256 test pool, image_folder): test share.
     test_fraction: float = 0.3
     sample_rate: float = 1.0
+    # Hyperparameter tuning: train on (1 - val_fraction) of the training split and report
+    # accuracy on the held-out rest (result.json `eval_split: val`); the test split is not read.
+    validation: bool = False
+    val_fraction: float = 0.3
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # On-disk datasets (paper scale).
     root: Optional[str] = None

@@ -82,6 +82,7 @@ def result_stub(cfg: DictConfig) -> dict:
         "backbone": cfg.backbone.name,
         "seed": cfg.seed,
         "sample_rate": cfg.dataset.sample_rate,
+        "eval_split": "val" if cfg.dataset.validation else "test",
         "sweep": cfg.sweep_name,
         "iters": cfg.trainer.max_iters,
     }

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tred.data.embedded import LOADERS
 from tred.data.memory import InMemoryImages
-from tred.data.splits import balanced_subset, stratified_split
+from tred.data.splits import balanced_subset, stratified_split, validation_holdout
 from tred.errors import ConfigError
 
 EMBEDDED = tuple(LOADERS)
@@ -37,6 +37,9 @@ def build_embedded(cfg, seed: int) -> InMemoryImages:
     images, labels = LOADERS[cfg.name]()
     train_idx, test_idx = stratified_split(labels, cfg.train_per_class, cfg.split_seed, cfg.test_per_class)
     keep = train_idx[balanced_subset(labels[train_idx], cfg.sample_rate, seed)]
+    if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
+        tr, va = validation_holdout(labels[keep], cfg.val_fraction, seed)
+        keep, test_idx = keep[tr], keep[va]
     return InMemoryImages(
         _to_tensor(images[keep], cfg.image_size), torch.from_numpy(labels[keep]),
         _to_tensor(images[test_idx], cfg.image_size), torch.from_numpy(labels[test_idx]),

@@ -21,7 +21,7 @@ from tred.data import layouts
 from tred.data.download import Remote, Source, install
 from tred.data.memory import _generator
 from tred.data.pipeline import Pipeline
-from tred.data.splits import balanced_subset
+from tred.data.splits import balanced_subset, validation_holdout
 from tred.errors import ConfigError, DataError
 
 
@@ -166,8 +166,12 @@ def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
     layout = read_layout(cfg)
     labels = np.array([y for _, y in layout.train])
     keep = balanced_subset(labels, cfg.sample_rate, seed)
+    test = layout.test
+    if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
+        tr, va = validation_holdout(labels[keep], cfg.val_fraction, seed)
+        keep, test = keep[tr], [layout.train[i] for i in keep[va]]
     resize = cfg.resize or cfg.image_size
     if resize < cfg.image_size:
         raise ConfigError(f"dataset.resize={resize} is smaller than the crop dataset.image_size={cfg.image_size}")
     pipe = Pipeline(resize, cfg.image_size, cfg.keep_aspect, cfg.augment.hflip)
-    return DiskImages([layout.train[i] for i in keep], layout.test, len(layout.classes), pipe, num_workers)
+    return DiskImages([layout.train[i] for i in keep], test, len(layout.classes), pipe, num_workers)

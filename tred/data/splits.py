@@ -50,3 +50,11 @@ def balanced_subset(labels: np.ndarray, rate: float, seed: int) -> np.ndarray:
                 "with no image; use a larger sample rate or training budget")
         keep.append(idx[:n])
     return np.sort(np.concatenate(keep))
+
+
+def validation_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into `labels`, a training split) of (train, validation): a stratified, seeded
+    `fraction` of every class held out, so hyperparameters are chosen without the test split."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"dataset.val_fraction must be in (0, 1), got {fraction}")
+    return stratified_split(labels, None, seed, test_fraction=fraction)
