@@ -15,14 +15,15 @@ PAPER = ["cub200", "stanford_dogs", "stanford_cars", "fgvc_aircraft", "flowers10
 
 @pytest.mark.parametrize("name", PAPER)
 def test_paper_experiment_protocol(name):
-    cfg = validate(compose_cfg([f"experiment=paper_{name}"], smoke=False))
+    cfg = validate(compose_cfg([f"experiment=paper_{name}", "regularizer=delta"], smoke=False))
     t = cfg.trainer
     assert (t.max_iters, t.batch_size, t.lr, t.momentum, t.lr_gamma) == (9000, 48, 0.01, 0.9, 0.1)
     assert [round(m * t.max_iters) for m in t.lr_milestones] == [6000]
     assert cfg.dataset.name == name and name in DATASETS
     assert (cfg.dataset.image_size, cfg.dataset.resize, cfg.dataset.keep_aspect) == (224, 256, name == "cub200")
     assert cfg.backbone.name == ("resnet50_places365" if name == "mit_indoor67" else "resnet101")
-    assert cfg.regularizer_overrides.delta.alpha == (0.1 if name == "stanford_dogs" else 0.01)
+    assert cfg.regularizer.delta.alpha == (0.1 if name == "stanford_dogs" else 0.01)
+    assert "regularizer_overrides" not in cfg  # merged into the selected regularizers
 
 
 def test_table_adds_each_dataset_experiment():

@@ -309,3 +309,13 @@ def test_cache_entry_is_computed_once_by_concurrent_callers(tmp_path):
         t.join()
     assert len(calls) == 1 and sorted(hit for _, hit in results) == [False, True]
     assert all(torch.equal(v, torch.ones(2)) for v, _ in results)
+
+
+def test_a_setting_added_later_with_its_default_is_no_difference():
+    from tred.engine.checkpoint import config_diff
+
+    old = {"seed": 0, "dataset": {"name": "digits", "sample_rate": 1.0}}
+    new = {"seed": 0, "dataset": {"name": "digits", "sample_rate": 1.0, "validation": False}}
+    assert config_diff(old, new) == []
+    changed = {"seed": 0, "dataset": {"name": "digits", "sample_rate": 1.0, "validation": True}}
+    assert config_diff(old, changed) == ["dataset.validation: '<unset>' -> True"]

@@ -176,6 +176,7 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
         node = OmegaConf.merge(node or {}, extra.get(name) or {})
         out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node, f"regularizer.{name}"))
+    out.pop("regularizer_overrides", None)  # merged into the selected regularizers above
     if "tred" not in out["regularizer"]:
         out["disentangle"] = None  # only TRED reads it; keeps other runs' configs independent of it
     out = OmegaConf.create(out)
@@ -250,6 +251,14 @@ def check_disentangle(dc: DictConfig) -> None:
         raise ConfigError(f"disentangle.diagnostics_split={dc.diagnostics_split!r}; valid: {list(DIAGNOSTIC_SPLITS)}")
     if dc.diagnostics_max_images is not None and dc.diagnostics_max_images < 1:
         raise ConfigError("disentangle.diagnostics_max_images must be >= 1 or null (all images)")
+
+
+def schema_defaults() -> dict:
+    """Every schema key with its default, as a nested dict (top level and groups)."""
+    out = OmegaConf.to_container(OmegaConf.structured(TopConfig))
+    for group, schema in GROUP_SCHEMAS.items():
+        out[group] = OmegaConf.to_container(OmegaConf.structured(schema))
+    return out
 
 
 def method_name(regularizer: Any, disentangle: Any = None) -> str:

@@ -42,10 +42,18 @@ def flatten(node, prefix: str = "") -> dict:
 
 
 def config_diff(old: dict, new: dict) -> list[str]:
-    """`key: old -> new` for every result-determining key that differs (operational keys ignored)."""
-    a, b = flatten(old), flatten(new)
+    """`key: old -> new` for every result-determining key that differs (operational keys ignored).
+
+    A key the old config lacks is no difference when the new value is the schema default: a
+    setting added later whose default keeps the old behaviour does not invalidate finished runs.
+    """
+    from tred.config import schema_defaults  # late: tred.config imports the regularizers
+
+    a, b, defaults = flatten(old), flatten(new), flatten(schema_defaults())
     free = lambda k: any(k == o or k.startswith(o + ".") for o in OPERATIONAL_KEYS)  # noqa: E731
-    keys = sorted(k for k in a.keys() | b.keys() if not free(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+    added = lambda k: k not in a and k in defaults and b.get(k) == defaults[k]  # noqa: E731
+    keys = sorted(k for k in a.keys() | b.keys()
+                  if not free(k) and not added(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
 
 
