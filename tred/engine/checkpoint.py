@@ -27,9 +27,11 @@ from tred.io import atomic_write
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
-# Keys that do not change what a run computes: they may differ between a checkpoint and its resume.
-OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "trainer.checkpoint_every",
-                    "trainer.keep_checkpoint", "trainer.num_workers", "trainer.device", "trainer.threads")
+# Keys that do not change what a run computes: they may differ between a checkpoint and its resume
+# (regularizer_overrides: its effect is in `regularizer.*`, which is compared).
+OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer_overrides",
+                    "trainer.checkpoint_every", "trainer.keep_checkpoint", "trainer.num_workers",
+                    "trainer.device", "trainer.threads")
 
 
 def flatten(node, prefix: str = "") -> dict:
