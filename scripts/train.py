@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"{exc}; {saved}; run the same command to resume", file=sys.stderr)
         sys.exit(128 + exc.signum)
     if not result.get("skipped"):
-        log.info("%s: test_acc %.2f%%", result["method"], result["test_acc"])
+        log.info("%s: %s accuracy %.2f%%", result["method"], result.get("eval_split", "test"), result["test_acc"])
     return result["test_acc"]
 
 

@@ -197,3 +197,11 @@ def test_method_preset_composes():
 
     cfg = compose_cfg(["method=finetune", "disentangle=max_mmd"])
     assert list(cfg.regularizer) == ["l2"]
+
+
+def test_validation_runs_are_not_test_results(sweep, capsys):
+    path = sweep / "l2" / "elpv" / "sr1.0" / "seed0" / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "eval_split": "val"}))
+    untouched = _keep_table(sweep)
+    assert make_table([str(sweep)]) == 2
+    assert "tune_summary" in capsys.readouterr().err and untouched()

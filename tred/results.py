@@ -106,6 +106,10 @@ def _read_result(path: Path) -> dict:
             res.get("status") == "completed" and not isinstance(res.get("test_acc"), (int, float))):
         raise TableError(f"corrupt {path}: it must hold {need} (+ test_acc when completed); "
                          "delete it (the sweep re-runs that run) and build the table again")
+    if res.get("eval_split", "test") != "test":
+        raise TableError(f"{path} was scored on a held-out part of the training split "
+                         "(dataset.validation=true): a tuning run, not a test result; summarize a tuning "
+                         "sweep with scripts/tune_summary.py")
     return {k: res.get(k) for k in [*need, "test_acc", "error"]}
 
 
