@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tred.data import layouts
 from tred.data.download import Remote, Source, install
-from tred.data.memory import _generator
+from tred.data.memory import ImageData, _generator
 from tred.data.pipeline import Pipeline
 from tred.data.splits import balanced_subset, validation_holdout
 from tred.errors import ConfigError, DataError
@@ -104,7 +104,7 @@ class ImageList(Dataset):
         return x, label
 
 
-class DiskImages:
+class DiskImages(ImageData):
     """Image lists on disk with the `InMemoryImages` interface, decoded by DataLoader workers."""
 
     def __init__(self, train, test, num_classes: int, pipeline: Pipeline, num_workers: int = 0):
@@ -122,13 +122,6 @@ class DiskImages:
     def train_labels(self) -> torch.Tensor:
         return torch.tensor([y for _, y in self.train_items], dtype=torch.long)
 
-    def batches_per_epoch(self, batch_size: int) -> int:
-        if batch_size > self.train_size:
-            raise ConfigError(
-                f"trainer.batch_size={batch_size} is larger than the training set "
-                f"({self.train_size} images; batches drop the last partial one): lower the "
-                "batch size or raise dataset.sample_rate")
-        return self.train_size // batch_size
 
     def batch_keys(self, iteration: int, batch_size: int, seed: int) -> list:
         """The (index, augmentation seed) of each image of one iteration: a pure function of its args."""

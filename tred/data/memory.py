@@ -36,7 +36,28 @@ def random_crop_flip(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Gene
     return out
 
 
-class InMemoryImages:
+class ImageData:
+    """What the engine needs from a dataset; `InMemoryImages` and `DiskImages` implement it.
+
+    `num_classes`, `train_size`, `test_size`, `train_labels()`, `train_stream(batch_size, seed,
+    start)` (infinite, a pure function of seed and iteration), `eval_batches(split, batch_size)`
+    (fixed order, no augmentation); images are float in [0, 1].
+    """
+
+    num_classes: int
+    train_size: int
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """Full batches per epoch (the last partial batch is dropped); fails early when none fits."""
+        if batch_size > self.train_size:
+            raise ConfigError(
+                f"trainer.batch_size={batch_size} is larger than the training set "
+                f"({self.train_size} images; batches drop the last partial one): lower the "
+                "batch size or raise dataset.sample_rate / dataset.train_per_class")
+        return self.train_size // batch_size
+
+
+class InMemoryImages(ImageData):
     """Images (N x 3 x S x S uint8) and labels held in memory, with the train/test split done."""
 
     def __init__(self, train_x, train_y, test_x, test_y, num_classes: int, augment):
@@ -56,13 +77,6 @@ class InMemoryImages:
     def train_labels(self) -> torch.Tensor:
         return self.train_y
 
-    def batches_per_epoch(self, batch_size: int) -> int:
-        if batch_size > self.train_size:
-            raise ConfigError(
-                f"trainer.batch_size={batch_size} is larger than the training set "
-                f"({self.train_size} images; batches drop the last partial one): lower the "
-                "batch size or raise dataset.sample_rate / dataset.train_per_class")
-        return self.train_size // batch_size
 
     def train_batch(self, iteration: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The augmented batch of one iteration, as float in [0, 1]."""
