@@ -5,10 +5,15 @@
    CE(channel c of FM_j set to zero) - CE(unchanged).
 3. z-score the scores within the layer; W_j = softmax(z / temperature) (sums to 1).
 
-Fast: the source forward runs once per batch (all layers' maps and the base loss at once);
+Fast (`channel_scores`): the source forward runs once per batch (all layers' maps at once);
 for each layer only the network after it is recomputed (`tred.models.suffix`), on many
-zeroed channels stacked along the batch axis (eval-mode BN makes stacking exact).
-`channel_scores_naive` (one full forward per channel) is the reference the tests compare to.
+zeroed channels stacked along the batch axis (eval-mode BN makes stacking exact). The
+recomputation runs on `tred.models.inference.inference_copy` of the source (BatchNorm folded
+into the convolutions, channels_last), and a 1x1 convolution that reads the layer's map directly
+is replaced by one outer product per zeroed channel (linearity: `_ZeroedInputConv`). Every step
+is exact in real arithmetic; in float32 the scores differ from the reference by rounding.
+`channel_scores_naive` (one full forward per channel on the unmodified source) is the reference
+the tests compare to.
 Departure, for speed: the head is trained on the pooled source features of the un-augmented
 training images, computed once, instead of re-running the backbone on augmented batches.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +31,13 @@ from torch import nn
 
 from tred.cache import cached
 from tred.models.hooks import FeatureTaps, resolve_layers
+from tred.models.inference import FoldMismatch, inference_copy
 from tred.models.suffix import network_suffix
 
 log = logging.getLogger(__name__)
-# Elements of stacked zeroed maps per suffix forward: bounds memory; 2^18 was fastest on CPU (1 thread).
-CHUNK_ELEMS = 1 << 18
+# Elements of stacked zeroed maps per suffix forward: bounds memory; 2^19 was fastest for Lite0 at
+# 64 px on one CPU thread (2^17 to 2^20 are within 15% of it).
+CHUNK_ELEMS = 1 << 19
 
 
 @torch.no_grad()
@@ -61,33 +69,130 @@ def train_head(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, epoc
     return head.eval().requires_grad_(False)
 
 
-def _zeroed_loss(suffix, head, fm: torch.Tensor, y: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
-    """Mean CE of the batch for each channel in `channels` zeroed (one stacked forward)."""
-    g, b = len(channels), len(y)
-    z = fm.unsqueeze(0).repeat(g, 1, 1, 1, 1)  # G x B x C x H x W
-    z[torch.arange(g, device=fm.device), :, channels] = 0
-    logits = head(suffix(z.flatten(0, 1)))
-    return F.cross_entropy(logits, y.repeat(g), reduction="none").view(g, b).mean(1)
+class _ZeroedInputConv(nn.Module):
+    """Stands in for a 1x1 convolution (groups 1, no padding) that reads the hooked layer's map.
+
+    Its input is `fm` with channel c_g zeroed in stacked copy g, and by linearity
+    conv(fm with c zeroed) = conv(fm) - W[:, c] (outer) fm[:, c]: the convolution runs once per
+    batch and each copy costs one outer product instead of a C_in-deep matrix product.
+    """
+
+    def __init__(self, conv: nn.Conv2d, fm: torch.Tensor):
+        super().__init__()
+        sh, sw = conv.stride
+        self.base = conv(fm).permute(0, 2, 3, 1)  # B x H' x W' x O
+        self.cols = fm[:, :, ::sh, ::sw].transpose(0, 1)  # C x B x H' x W'
+        self.weight = conv.weight.flatten(1).t()  # C x O
+        self.channels: torch.Tensor | None = None
+
+    @staticmethod
+    def applies_to(m: nn.Module) -> bool:
+        return (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1
+                and m.padding in ((0, 0), "valid"))
+
+    def forward(self, _z: torch.Tensor) -> torch.Tensor:
+        c = self.channels
+        g = len(c)
+        out = torch.addcmul(self.base, self.cols[c].unsqueeze(-1), self.weight[c].view(g, 1, 1, 1, -1), value=-1)
+        return out.flatten(0, 1).permute(0, 3, 1, 2)  # (G B) x O x H' x W', channels_last strides
+
+
+class _LayerScorer:
+    """CE increase when each channel of one layer is zeroed, from that layer's map (see module doc).
+
+    `optimized`: run the suffix of `body` as given (False: the reference network, the pure
+    suffix-only method) or of its `inference_copy` (True), where the 1x1 convolutions that read
+    the map directly are replaced by `_ZeroedInputConv` and inputs are channels_last.
+    """
+
+    def __init__(self, body: nn.Module, layer: str, optimized: bool):
+        self.body, self.layer = body, layer
+        self.suffix = network_suffix(body, layer)
+        self.format = torch.channels_last if optimized else torch.contiguous_format
+        self.readers: list[str] | None = None if optimized else []
+
+    def _base_loss(self, head: nn.Module, fm: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """CE of the unchanged map; the first call also finds the eligible convolutions that
+        take `fm` itself as input (`self.readers`)."""
+        found, handles = [], []
+        if self.readers is None:
+            for name, m in self.body.named_modules():
+                if _ZeroedInputConv.applies_to(m):
+                    handles.append(m.register_forward_pre_hook(
+                        lambda _m, inp, name=name: found.append(name) if inp[0] is fm else None))
+        try:
+            loss = F.cross_entropy(head(self.suffix(fm)), y)
+        finally:
+            for h in handles:
+                h.remove()
+        if self.readers is None:
+            self.readers = found
+        return loss
+
+    @contextmanager
+    def _stand_ins(self, fm: torch.Tensor):
+        """The suffix with each reader replaced by a `_ZeroedInputConv` (restored on exit)."""
+        places = [(self.body.get_submodule(n.rpartition(".")[0]), n.rpartition(".")[2]) for n in self.readers]
+        originals = [getattr(parent, attr) for parent, attr in places]
+        stand_ins = [_ZeroedInputConv(conv, fm) for conv in originals]
+        try:
+            for (parent, attr), s in zip(places, stand_ins):
+                setattr(parent, attr, s)
+            yield network_suffix(self.body, self.layer), stand_ins
+        finally:
+            for (parent, attr), conv in zip(places, originals):
+                setattr(parent, attr, conv)
+
+    def __call__(self, head: nn.Module, fm: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fm = fm.contiguous(memory_format=self.format)
+        base = self._base_loss(head, fm, y)
+        per = max(1, CHUNK_ELEMS // fm.numel())
+        chans = torch.arange(fm.shape[1], device=fm.device)
+        with self._stand_ins(fm) as (suffix, stand_ins):
+            losses = [self._zeroed_loss(suffix, head, fm, y, c, stand_ins) for c in chans.split(per)]
+        return torch.cat(losses) - base
+
+    def _zeroed_loss(self, suffix, head, fm, y, channels, stand_ins) -> torch.Tensor:
+        """Mean CE of the batch for each channel in `channels` zeroed (one stacked forward)."""
+        g, b = len(channels), len(y)
+        for s in stand_ins:
+            s.channels = channels
+        z = torch.empty((g * b, *fm.shape[1:]), device=fm.device, dtype=fm.dtype, memory_format=self.format)
+        zv = z.view(g, *fm.shape)
+        zv.copy_(fm.expand(g, *fm.shape))
+        zv[torch.arange(g, device=fm.device), :, channels] = 0
+        logits = head(suffix(z))
+        return F.cross_entropy(logits, y.repeat(g), reduction="none").view(g, b).mean(1)
 
 
 @torch.no_grad()
-def channel_scores(source: nn.Module, head: nn.Module, batches, layers) -> dict[str, torch.Tensor]:
-    """Mean increase of CE when each channel is zeroed, per layer (fast estimator)."""
+def channel_scores(source: nn.Module, head: nn.Module, batches, layers,
+                   optimized: bool = True) -> dict[str, torch.Tensor]:
+    """Mean increase of CE when each channel is zeroed, per layer (fast estimator).
+
+    The source runs once per batch for all layers' maps; with `optimized`, the suffixes run on a
+    BatchNorm-folded channels_last `inference_copy` of the source made from the first batch.
+    """
     source.eval()
-    suffixes = {j: network_suffix(source.body, j) for j in layers}
     taps = FeatureTaps(source.body, layers)
+    scorers: dict[str, _LayerScorer] = {}
     totals: dict[str, torch.Tensor] = {}
     try:
         n = 0
         for x, y in batches:
-            base = F.cross_entropy(head(source(x)), y)
+            source(x)
             maps = taps.pop()
+            if not scorers:
+                body = source.body
+                if optimized:
+                    try:
+                        body = inference_copy(source, x[:4]).body
+                    except FoldMismatch as e:  # exact either way: only slower
+                        log.warning("channel attention on the unmodified source: %s", e)
+                        optimized = False
+                scorers = {j: _LayerScorer(body, j, optimized) for j in layers}
             for j in layers:
-                fm = maps[j]
-                per = max(1, CHUNK_ELEMS // fm.numel())
-                chans = torch.arange(fm.shape[1], device=fm.device)
-                inc = torch.cat([_zeroed_loss(suffixes[j], head, fm, y, c) for c in chans.split(per)]) - base
-                totals[j] = totals.get(j, 0) + inc
+                totals[j] = totals.get(j, 0) + scorers[j](head, maps[j], y)
             n += 1
     finally:
         taps.close()
