@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 
 import pytest
@@ -148,7 +149,10 @@ def test_smoke_run_writes_the_diagnostics(method, tmp_path, smoke):
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert [r["epoch"] for r in rows if r["stage"] == "disentangle"] == ["1", "2"]
     assert all(r["tred_fm"] for r in rows if r["stage"] == "finetune")
-    assert (tmp_path / "run" / "disentangler.pt").is_file()
+    kept = tmp_path / "run" / "disentangler.pt"
+    cache_file = next((tmp_path / "cache" / "disentangler").glob("*.pt"))
+    assert os.path.samefile(kept, cache_file)  # a hard link to the cache entry, not a second copy
+    assert torch.load(kept, weights_only=False)["key"]["disentangle"]["name"] == method
     if method == "max_mmd":  # a second run of the sweep (other alpha) reuses the cached disentangler
         from tred.run import run
 

@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -66,3 +68,21 @@ def cached(cache_dir: str | Path | None, kind: str, parts: dict, compute: Callab
         value = compute()
         save_cached(path, parts, value)
     return value, False
+
+
+def keep_entry(cache_dir: str | Path | None, kind: str, parts: dict, value: Any, dest: Path) -> None:
+    """Put the cache entry for `parts` at `dest` (a run's own record of it): a hard link to the
+    cache file when possible (no second copy on disk; it survives the cache being cleared),
+    else a copy; without a cache directory, `value` is written there in the same format."""
+    dest = Path(dest)
+    src = cache_path(cache_dir, kind, parts) if cache_dir is not None else None
+    if src is None or not src.is_file():
+        save_cached(dest, parts, value)
+        return
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:  # another file system, or links not supported
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)

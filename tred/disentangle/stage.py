@@ -6,10 +6,9 @@ import logging
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
-from tred.cache import cached
+from tred.cache import cached, keep_entry
 from tred.disentangle.model import Disentangler
 from tred.disentangle.train import evaluate_stage1, train_disentangler
 
@@ -66,11 +65,12 @@ def summary(entry: dict, layers, split: str) -> dict:
 def run_stage1(ctx, layers) -> tuple[Disentangler, dict]:
     """The trained (frozen, eval-mode) disentangler on `ctx.device` and its diagnostics."""
     layers = list(layers)
-    entry, hit = cached(ctx.cache_dir, CACHE_KIND, cache_parts(ctx.cfg, layers), lambda: compute(ctx, layers))
+    parts = cache_parts(ctx.cfg, layers)
+    entry, hit = cached(ctx.cache_dir, CACHE_KIND, parts, lambda: compute(ctx, layers))
     for row in entry["history"]:
         ctx.metrics.log({"stage": "disentangle", **row})
     if ctx.run_dir is not None:
-        torch.save(entry, Path(ctx.run_dir) / SAVED)
+        keep_entry(ctx.cache_dir, CACHE_KIND, parts, entry, Path(ctx.run_dir) / SAVED)
     model = Disentangler.from_export(entry["disentangler"]).to(ctx.device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
