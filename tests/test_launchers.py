@@ -1,4 +1,5 @@
-"""Launcher configs: joblib splits the cores between jobs; submitit_local runs a real sweep (slow)."""
+"""Launcher configs: `parallel` (joblib) splits the cores between jobs; `slurm_local` runs a real
+sweep through submitit (slow)."""
 
 from __future__ import annotations
 
@@ -25,18 +26,18 @@ def test_launcher_configs_compose(monkeypatch):
     monkeypatch.setenv("TRED_JOBS", "3")
     monkeypatch.setenv("TRED_SLURM_PARTITION", "gpu")
     monkeypatch.delenv("TRED_SLURM_GPUS", raising=False)
-    assert hydra_cfg("hydra/launcher=joblib").launcher.n_jobs == 3
-    slurm = hydra_cfg("hydra/launcher=submitit_slurm").launcher
+    assert hydra_cfg("hydra/launcher=parallel").launcher.n_jobs == 3
+    slurm = hydra_cfg("hydra/launcher=slurm").launcher
     assert slurm.partition == "gpu" and slurm.gpus_per_task == 1 and slurm.account is None
     assert slurm._target_.endswith("SlurmLauncher")
-    assert hydra_cfg("hydra/launcher=submitit_local").launcher._target_.endswith("LocalLauncher")
+    assert hydra_cfg("hydra/launcher=slurm_local").launcher._target_.endswith("LocalLauncher")
 
 
 @pytest.mark.slow
-def test_submitit_local_two_job_sweep(tmp_path):
+def test_slurm_local_two_job_sweep(tmp_path):
     root = tmp_path / "sweep"
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "experiment=smoke",
-           "hydra/launcher=submitit_local", "seed=0,1", "dataset.test_per_class=3",
+           "hydra/launcher=slurm_local", "seed=0,1", "dataset.test_per_class=3",
            "trainer.max_iters=2", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={root}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
