@@ -13,7 +13,7 @@ from torch import nn
 
 from tred.config import DisentangleConfig, validate
 from tred.disentangle.model import Disentangler
-from tred.disentangle.train import train_disentangler
+from tred.disentangle.train import evaluate_stage1, train_disentangler
 from tred.errors import ConfigError
 from tred.regularizers import REGISTRY, build_regularizers
 from tred.regularizers.base import Step
@@ -89,6 +89,22 @@ def test_stage1_finds_the_label_and_moves_the_separation_term(method, one_thread
         assert mi < mi_control - 0.3
 
 
+def test_reference_gap_is_the_distance_of_e_r_to_the_map():
+    cfg = OmegaConf.structured(DisentangleConfig(name="max_mmd", probe_steps=5, diagnostics_split="train"))
+    data = ChannelData()
+    train = ({"feat": data.x}, data.y)
+    model = Disentangler({"feat": 8}, 2).eval()
+    last = model["feat"].relevant[-1]
+    gap = lambda: evaluate_stage1(cfg, model, None, ["feat"], data, train, 2, 0, "cpu")[0]["feat"]["reference_gap"]  # noqa: E731
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()  # E_r(z) = 0: exactly as far as zero is
+    assert gap() == 1.0
+    with torch.no_grad():
+        last.bias.fill_(1.0)  # E_r(z) = 1 everywhere
+    assert gap() == pytest.approx(float(((1.0 - data.x) ** 2).mean() / (data.x ** 2).mean()), rel=1e-6)
+
+
 def make_tred(reference="relevant", alpha=0.3, beta=0.2):
     cfg = OmegaConf.structured(REGISTRY["tred"].Config(alpha=alpha, beta=beta, layers=["feat"], reference=reference))
     return REGISTRY["tred"](cfg)
@@ -134,6 +150,7 @@ SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle
                 "disentangle.club_hidden=32"]
 DIAGNOSTICS = ["disentangle_ce", "disentangle_acc", "disentangle_rec", "disentangle_mmd2", "disentangle_mi",
                "disentangle_relevant_test_acc", "source_probe_test_acc", "disentangle_cache_hit", "stage1_time_s",
+               "disentangle_reference_gap",
                "finetune_time_s"]
 
 

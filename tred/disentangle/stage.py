@@ -14,7 +14,9 @@ from tred.disentangle.train import evaluate_stage1, train_disentangler
 
 log = logging.getLogger(__name__)
 CACHE_KIND = "disentangler"
-CACHE_VERSION = 1  # bump when the stage-1 code changes what it computes
+CACHE_VERSION = 2  # bump when the stage-1 code changes what it computes (2: reference_gap)
+# A reference gap above this is reported as degenerate (E_r(z) further from z than zero is).
+GAP_WARNING = 1.0
 SAVED = "disentangler.pt"
 FINAL_KEYS = ("ce", "acc", "rec", "mmd2", "mi")
 
@@ -54,6 +56,7 @@ def summary(entry: dict, layers, split: str) -> dict:
         "disentangle_diagnostics_images": entry["diagnostics_images"],
         f"disentangle_relevant_{split}_acc": mean("relevant_acc"),
         f"source_probe_{split}_acc": mean("probe_acc"),
+        "disentangle_reference_gap": mean("reference_gap"),
         "disentangle_train_time_s": entry["train_time_s"],
         "disentangle_eval_time_s": entry["eval_time_s"],
     })
@@ -76,4 +79,8 @@ def run_stage1(ctx, layers) -> tuple[Disentangler, dict]:
         p.requires_grad_(False)
     info = summary(entry, layers, ctx.cfg.disentangle.diagnostics_split)
     info["disentangle_cache_hit"] = hit
+    if info["disentangle_reference_gap"] > GAP_WARNING:
+        log.warning("stage 1 looks degenerate: the TRED reference E_r(z) is %.3g x as far from the source "
+                    "map z as zero is (mean (E_r(z) - z)^2 / mean z^2); see docs/tred.md, 'Diagnostics'",
+                    info["disentangle_reference_gap"])
     return model, info

@@ -173,7 +173,9 @@ def evaluate_stage1(cfg, model: Disentangler, source, layers, data, train, num_c
                     device, eval_batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Per layer: accuracy of h_r(pool(E_r(z))) and of a linear probe on pool(z) (the full source
     feature), the probe fitted on the training split, both measured on the first
-    `cfg.diagnostics_max_images` images (null: all) of `cfg.diagnostics_split`."""
+    `cfg.diagnostics_max_images` images (null: all) of `cfg.diagnostics_split`; and the
+    reference gap mean (E_r(z) - z)^2 / mean z^2 there (how far stage 2's reference is from the
+    source map: 0 = the map itself, 1 = as far as zero is)."""
     if cfg.diagnostics_split not in DIAGNOSTIC_SPLITS:
         raise ConfigError(f"disentangle.diagnostics_split={cfg.diagnostics_split!r}; valid: {list(DIAGNOSTIC_SPLITS)}")
     cap = cfg.diagnostics_max_images
@@ -183,10 +185,11 @@ def evaluate_stage1(cfg, model: Disentangler, source, layers, data, train, num_c
         evaluated = source_feature_maps(source, layers, data.eval_batches("test", eval_batch_size), device, cap)
     out = {}
     for layer in layers:
-        m = model[layer]
+        m, z = model[layer], evaluated[0][layer]
         with torch.no_grad():
-            relevant = pooled(m.relevant(evaluated[0][layer]))
+            z_r = m.relevant(z)
+        gap = float(((z_r - z) ** 2).mean() / (z ** 2).mean().clamp_min(1e-12))
         probe = fit_probe(pooled(train[0][layer]), train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed)
-        out[layer] = {"relevant_acc": accuracy(m.head, relevant, evaluated[1]),
-                      "probe_acc": accuracy(probe, pooled(evaluated[0][layer]), evaluated[1])}
+        out[layer] = {"relevant_acc": accuracy(m.head, pooled(z_r), evaluated[1]),
+                      "probe_acc": accuracy(probe, pooled(z), evaluated[1]), "reference_gap": gap}
     return out, len(evaluated[1])
