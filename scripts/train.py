@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,15 +16,14 @@ from tred.run import run
 from tred.runlock import RunInterrupted
 
 register_resolvers()
-# configs/hydra/launcher/*.yaml are complete launcher configs that shadow the plugins' schemas.
-warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema")
 log = logging.getLogger("tred")
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     try:
-        result = run(cfg, HydraConfig.get().runtime.output_dir)
+        hc = HydraConfig.get()
+        result = run(cfg, hc.runtime.output_dir, explicit=hc.overrides.task)
     except TredError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("%s", exc)

@@ -1,4 +1,4 @@
-"""Mean validation accuracy per value of one swept key, over the runs of a tuning sweep.
+"""Mean validation accuracy per method and value of one swept key, over the runs of a tuning sweep.
 
     python scripts/tune_summary.py <sweep dir> <key, e.g. regularizer.tred.alpha>
 
@@ -24,14 +24,14 @@ def main(sweep: str, key: str) -> None:
         if result.get("eval_split") != "val":
             sys.exit(f"error: {res} was not evaluated on a validation split (eval_split != val)")
         value = OmegaConf.select(OmegaConf.load(res.parent / "config.yaml"), key)
-        rows.append({key: value, "dataset": result["dataset"], "status": result["status"],
+        rows.append({"method": result["method"], key: value, "dataset": result["dataset"], "status": result["status"],
                      "val_acc": result.get("test_acc")})
     if not rows:
         sys.exit(f"error: no result.json under {sweep}")
     df = pd.DataFrame(rows)
-    table = df.pivot_table(index=key, columns="dataset", values="val_acc", aggfunc="mean")
+    table = df.pivot_table(index=["method", key], columns="dataset", values="val_acc", aggfunc="mean")
     table["mean"] = table.mean(axis=1)
-    table["failed"] = df[df.status != "completed"].groupby(key).size().reindex(table.index, fill_value=0)
+    table["failed"] = df[df.status != "completed"].groupby(["method", key]).size().reindex(table.index, fill_value=0)
     print(table.round(2).to_markdown())
 
 

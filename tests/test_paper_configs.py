@@ -34,3 +34,12 @@ def test_table_adds_each_dataset_experiment():
 def test_overrides_only_touch_selected_regularizers():
     cfg = validate(compose_cfg(["+regularizer_overrides={l2: {weight_decay: 0.5}, delta: {alpha: 0.1}}"]))
     assert dict(cfg.regularizer) == {"l2": {"weight_decay": 0.5}}
+
+
+def test_what_the_user_typed_beats_an_experiments_overrides():
+    """mini_table sets TRED's alpha via regularizer_overrides; a command-line or sweep value wins."""
+    typed = ["method=tred_max_mmd", "regularizer.tred.alpha=0.01"]
+    cfg = compose_cfg(["experiment=mini_table", *typed], smoke=False)
+    assert validate(cfg).regularizer.tred.alpha == 1e-4  # no overrides given: the experiment's value
+    assert validate(cfg, explicit=typed).regularizer.tred.alpha == 0.01
+    assert validate(cfg, explicit=["++regularizer.tred.beta=0.5"]).regularizer.tred.alpha == 1e-4

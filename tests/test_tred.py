@@ -178,3 +178,23 @@ def test_smoke_run_writes_the_diagnostics(method, tmp_path, smoke):
         again = run(cfg, tmp_path / "run2")
         assert again["disentangle_cache_hit"] is True
         assert again["disentangle_mmd2"] == saved["disentangle_mmd2"]
+
+
+def test_mask_parts_split_the_map():
+    torch.manual_seed(0)
+    model = Disentangler({"feat": 8}, 2, parts="mask").eval()
+    z = torch.rand(5, 8, 2, 2)
+    with torch.no_grad():
+        zr, zi = model["feat"](z)
+    torch.testing.assert_close(zr + zi, z)
+    assert bool((zr >= 0).all()) and bool((zr <= z).all()) and model["feat"].irrelevant is None
+    restored = Disentangler.from_export(model.export()).eval()
+    assert restored.parts == "mask"
+    with torch.no_grad():
+        assert torch.equal(restored["feat"].relevant_part(z), zr)
+
+
+def test_mask_preset_runs_and_stays_within_the_map(smoke):
+    result = smoke("method=tred_mask_max_mmd", *SMALL_STAGE1)
+    assert result["status"] == "completed" and result["method"] == "tred-mask-max_mmd"
+    assert 0 <= result["disentangle_reference_gap"] <= 1

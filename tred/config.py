@@ -64,6 +64,7 @@ class DisentangleConfig:
     """TRED stage 1 (configs/disentangle/*.yaml documents each knob)."""
 
     name: str = "max_mmd_min_mi"
+    parts: str = "branches"
     epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3
@@ -152,14 +153,26 @@ def _merge(schema: type, node: Any, where: str) -> DictConfig:
         raise ConfigError(f"invalid config at `{at}`: {msg}") from None
 
 
-def validate(cfg: DictConfig) -> DictConfig:
-    """Return a validated copy of `cfg` (defaults filled in) or raise `ConfigError`."""
+def _explicit_keys(overrides) -> set[str]:
+    """`regularizer.tred.alpha` from `regularizer.tred.alpha=1e-3` (also `+key=`, `++key=`)."""
+    return {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
+
+
+def validate(cfg: DictConfig, explicit=()) -> DictConfig:
+    """Return a validated copy of `cfg` (defaults filled in) or raise `ConfigError`.
+
+    `regularizer_overrides` (an experiment's values for the regularizers a run selects) fill
+    `regularizer.<name>.<key>` unless `explicit` (the run's command-line and sweep overrides,
+    `key=value` strings) sets that key: what the user typed wins.
+    """
     from tred.regularizers import REGISTRY  # late: regularizers import this module's errors
 
     raw = OmegaConf.to_container(cfg, resolve=True)
     plain = lambda node: OmegaConf.to_container(node)  # noqa: E731
     top = {k: v for k, v in raw.items() if k not in GROUP_SCHEMAS and k != "regularizer"}
-    extra = raw.get("regularizer_overrides") or {}
+    typed = _explicit_keys(explicit)
+    extra = {name: {k: v for k, v in (values or {}).items() if f"regularizer.{name}.{k}" not in typed}
+             for name, values in (raw.get("regularizer_overrides") or {}).items()}
     out = plain(_merge(TopConfig, top, "<root>"))
     for group, schema in GROUP_SCHEMAS.items():
         if group not in raw:
@@ -239,10 +252,13 @@ def check_ranges(cfg: DictConfig) -> None:
 
 
 def check_disentangle(dc: DictConfig) -> None:
-    from tred.disentangle.train import DIAGNOSTIC_SPLITS, METHODS  # late: imports torch
+    from tred.disentangle.model import PARTS  # late: imports torch
+    from tred.disentangle.train import DIAGNOSTIC_SPLITS, METHODS
 
     if dc.name not in METHODS:
         raise ConfigError(f"disentangle={dc.name!r}; valid: {sorted(METHODS)}")
+    if dc.parts not in PARTS:
+        raise ConfigError(f"disentangle.parts={dc.parts!r}; valid: {list(PARTS)}")
     if dc.epochs <= 0 or dc.batch_size < 2 or dc.lr <= 0 or dc.club_lr <= 0 or dc.club_steps < 1:
         raise ConfigError("disentangle.epochs, lr, club_lr and club_steps must be > 0 and batch_size >= 2")
     if min(dc.rec_weight, dc.mmd_weight, dc.mi_weight) < 0 or not dc.kernel_alphas or min(dc.kernel_alphas) <= 0:
@@ -261,11 +277,12 @@ def schema_defaults() -> dict:
     return out
 
 
-def method_name(regularizer: Any, disentangle: Any = None) -> str:
-    """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd` ..."""
+def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None) -> str:
+    """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd`, and
+    `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`."""
     names = list(regularizer.keys()) if hasattr(regularizer, "keys") else [str(regularizer)]
-    parts = [f"tred-{disentangle}" if (n == "tred" and disentangle) else n for n in names]
-    return "+".join(parts)
+    tred = f"tred-{disentangle}" if parts in (None, "branches") else f"tred-{parts}-{disentangle}"
+    return "+".join(tred if (n == "tred" and disentangle) else n for n in names)
 
 
 def threads_per_job() -> Optional[int]:

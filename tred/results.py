@@ -28,11 +28,14 @@ from tred.io import read_json
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FINETUNE = "l2"
-PAPER_ORDER = ("l2", "l2sp", "at", "delta", "bss", "tred-max_mmd", "tred-min_mi", "tred-max_mmd_min_mi")
+PAPER_ORDER = ("l2", "l2sp", "at", "delta", "bss", "tred-max_mmd", "tred-min_mi", "tred-max_mmd_min_mi",
+               "tred-mask-max_mmd", "tred-mask-min_mi", "tred-mask-max_mmd_min_mi")
 DISPLAY = {
     "l2": "Fine-tune (L2)", "l2sp": "L2-SP", "at": "AT", "delta": "DELTA", "bss": "BSS",
     "tred-max_mmd": "TRED Max-MMD", "tred-min_mi": "TRED Min-MI",
     "tred-max_mmd_min_mi": "TRED Max-MMD+Min-MI",
+    "tred-mask-max_mmd": "TRED-mask Max-MMD", "tred-mask-min_mi": "TRED-mask Min-MI",
+    "tred-mask-max_mmd_min_mi": "TRED-mask Max-MMD+Min-MI",
 }
 KEY = ["method", "dataset", "sample_rate", "seed"]
 # config.yaml keys that must agree between the runs of one table (the rest are sweep axes).
@@ -56,7 +59,7 @@ def method_order(methods) -> list[str]:
 # ---------------------------------------------------------------------------- reading runs
 def _method_of_config(cfg: dict) -> str:
     dis = cfg.get("disentangle")
-    return method_name(cfg["regularizer"], dis["name"] if dis else None)
+    return method_name(cfg["regularizer"], dis["name"] if dis else None, dis.get("parts") if dis else None)
 
 
 def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
@@ -172,12 +175,13 @@ def preset_method(preset: str, configs: Path = CONFIGS) -> str:
                 picks[k.replace("override", "").strip().lstrip("/")] = v
     reg = picks.get("regularizer")
     regs = reg if isinstance(reg, list) else [reg]
-    return method_name({r: None for r in regs}, picks.get("disentangle"))
+    parts = (OmegaConf.load(path).get("disentangle") or {}).get("parts")
+    return method_name({r: None for r in regs}, picks.get("disentangle"), parts)
 
 
-def _regularizer_method(value: str, disentangle: str | None) -> str:
+def _regularizer_method(value: str, disentangle: str | None, parts: str | None = None) -> str:
     regs = [r.strip() for r in value.strip("[]").split(",") if r.strip()]
-    return method_name({r: None for r in regs}, disentangle if "tred" in regs else None)
+    return method_name({r: None for r in regs}, disentangle if "tred" in regs else None, parts)
 
 
 @dataclass
@@ -198,7 +202,8 @@ def expected_grid(runs: pd.DataFrame, sweep_dir: Path, configs: Path = CONFIGS) 
         methods = [preset_method(p, configs) for p in axes["method"]]
     elif "regularizer" in axes:
         dis = axes.get("disentangle", [None])
-        methods = [_regularizer_method(r, d) for r in axes["regularizer"] for d in dis]
+        parts = axes.get("disentangle.parts", [None])
+        methods = [_regularizer_method(r, d, p) for r in axes["regularizer"] for d in dis for p in parts]
     else:
         methods = []
     datasets = axes.get("dataset", [])

@@ -75,7 +75,8 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
 def result_stub(cfg: DictConfig) -> dict:
     uses_tred = cfg.disentangle is not None
     return {
-        "method": method_name(cfg.regularizer, cfg.disentangle.name if uses_tred else None),
+        "method": method_name(cfg.regularizer, cfg.disentangle.name if uses_tred else None,
+                              cfg.disentangle.parts if uses_tred else None),
         "dataset": cfg.dataset.name,
         "regularizer": "+".join(cfg.regularizer.keys()),
         "disentangle": cfg.disentangle.name if uses_tred else None,
@@ -133,9 +134,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     return info
 
 
-def run(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
-    """Train and evaluate one config in `run_dir`; returns the result dict (also in result.json)."""
-    cfg = validate(cfg)
+def run(cfg: DictConfig, run_dir: str | os.PathLike, explicit=()) -> dict:
+    """Train and evaluate one config in `run_dir`; returns the result dict (also in result.json).
+    `explicit`: the command-line / sweep overrides (`key=value`), see `validate`."""
+    cfg = validate(cfg, explicit)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir / LOCK, cfg.lock_wait_s):  # one process per run directory

@@ -1,4 +1,12 @@
-"""The disentangler of one TRED layer: z -> (z_r, z_i), plus the target head on pooled z_r."""
+"""The disentangler of one TRED layer: z -> (z_r, z_i), plus the target head on pooled z_r.
+
+`parts` (config `disentangle.parts`):
+- `branches` (DESIGN.md): z_r = E_r(z), z_i = E_i(z), two free branches; the stage-1 loss asks
+  for z_r + z_i = z only through the reconstruction term.
+- `mask`: z_r = sigmoid(E_r(z)) * z, z_i = z - z_r (elementwise). The two parts split z by
+  construction (reconstruction exact, every element of z_r between 0 and that of z), so the
+  reference stays within the source map: mean (z_r - z)^2 <= mean z^2.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +21,28 @@ def branch(channels: int) -> nn.Sequential:
         nn.Conv2d(channels, channels, 1))
 
 
-class LayerDisentangler(nn.Module):
-    """E_r (relevant part), E_i (irrelevant part) and the linear head h_r on pool(z_r)."""
+PARTS = ("branches", "mask")
 
-    def __init__(self, channels: int, num_classes: int):
+
+class LayerDisentangler(nn.Module):
+    """E_r (relevant part), E_i (irrelevant part; none for `mask`) and the linear head h_r on pool(z_r)."""
+
+    def __init__(self, channels: int, num_classes: int, parts: str = "branches"):
         super().__init__()
+        if parts not in PARTS:
+            raise ValueError(f"parts={parts!r}; valid: {list(PARTS)}")
+        self.parts = parts
         self.relevant = branch(channels)
-        self.irrelevant = branch(channels)
+        self.irrelevant = branch(channels) if parts == "branches" else None
         self.head = nn.Linear(channels, num_classes)
 
+    def relevant_part(self, z: torch.Tensor) -> torch.Tensor:
+        """z_r, the reference of stage 2."""
+        return self.relevant(z) if self.parts == "branches" else torch.sigmoid(self.relevant(z)) * z
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.relevant(z), self.irrelevant(z)
+        z_r = self.relevant_part(z)
+        return z_r, (self.irrelevant(z) if self.parts == "branches" else z - z_r)
 
 
 def module_key(layer: str) -> str:
@@ -33,11 +52,13 @@ def module_key(layer: str) -> str:
 class Disentangler(nn.Module):
     """One `LayerDisentangler` per TRED layer, addressed by the layer's name."""
 
-    def __init__(self, channels: dict[str, int], num_classes: int):
+    def __init__(self, channels: dict[str, int], num_classes: int, parts: str = "branches"):
         super().__init__()
         self.channels = dict(channels)
         self.num_classes = num_classes
-        self.layers = nn.ModuleDict({module_key(n): LayerDisentangler(c, num_classes) for n, c in channels.items()})
+        self.parts = parts
+        self.layers = nn.ModuleDict({module_key(n): LayerDisentangler(c, num_classes, parts)
+                                     for n, c in channels.items()})
 
     def __getitem__(self, layer: str) -> LayerDisentangler:
         return self.layers[module_key(layer)]
@@ -47,11 +68,11 @@ class Disentangler(nn.Module):
 
     def export(self) -> dict:
         """What the cache and the run directory store: enough to rebuild it."""
-        return {"channels": self.channels, "num_classes": self.num_classes,
+        return {"channels": self.channels, "num_classes": self.num_classes, "parts": self.parts,
                 "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
 
     @classmethod
     def from_export(cls, saved: dict) -> "Disentangler":
-        model = cls(saved["channels"], saved["num_classes"])
+        model = cls(saved["channels"], saved["num_classes"], saved.get("parts", "branches"))
         model.load_state_dict(saved["state_dict"])
         return model

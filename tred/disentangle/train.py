@@ -84,7 +84,7 @@ class Stage1:
         self.use_mmd, self.use_mi = separation(cfg.name)
         with torch.random.fork_rng(devices=[]):  # seeded init that leaves the global RNG alone
             torch.manual_seed(seed)
-            self.model = Disentangler(channels, num_classes).to(device)
+            self.model = Disentangler(channels, num_classes, cfg.parts).to(device)
             self.clubs = {n: CLUB(c, c, cfg.club_hidden, cfg.club_logvar_limit).to(device) for n, c in channels.items()}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **FAST_ADAM)
         self.club_opt = torch.optim.Adam([p for c in self.clubs.values() for p in c.parameters()], lr=cfg.club_lr, **FAST_ADAM)
@@ -187,7 +187,7 @@ def evaluate_stage1(cfg, model: Disentangler, source, layers, data, train, num_c
     for layer in layers:
         m, z = model[layer], evaluated[0][layer]
         with torch.no_grad():
-            z_r = m.relevant(z)
+            z_r = m.relevant_part(z)
         gap = float(((z_r - z) ** 2).mean() / (z ** 2).mean().clamp_min(1e-12))
         probe = fit_probe(pooled(train[0][layer]), train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed)
         out[layer] = {"relevant_acc": accuracy(m.head, pooled(z_r), evaluated[1]),

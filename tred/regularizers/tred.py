@@ -74,7 +74,7 @@ class TRED(Regularizer):
         if self.disentangler is None:
             return fm_s
         with torch.no_grad():
-            return self.disentangler[layer].relevant(fm_s)
+            return self.disentangler[layer].relevant_part(fm_s)
 
     def penalty(self, step: Step) -> dict[str, torch.Tensor]:
         dist = sum(delta_penalty(step.target_maps[n], self.reference(n, step.source_maps[n]), self.weights.get(n))
