@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import ROOT, TRAIN
 
@@ -56,6 +57,13 @@ def test_multirun_of_two_smoke_runs(tmp_path):
     assert len(results) == 2
     assert {json.loads(p.read_text())["seed"] for p in results} == {0, 1}
     assert all("seed" in str(p.parent.name) for p in results)
+
+
+def test_typed_value_beats_the_experiments_regularizer_overrides(tmp_path):
+    out = train("experiment=smoke", "trainer.max_iters=1", "+regularizer_overrides={l2: {weight_decay: 0.5}}",
+                "regularizer.l2.weight_decay=0.25", f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert OmegaConf.load(tmp_path / "run" / "config.yaml").regularizer.l2.weight_decay == 0.25
 
 
 @pytest.mark.parametrize("override, message", [
