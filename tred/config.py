@@ -39,12 +39,18 @@ class DatasetConfig:
     # accuracy on the held-out rest (result.json `eval_split: val`); the test split is not read.
     validation: bool = False
     val_fraction: float = 0.3
+    # Where the validation images come from: "subset" (val_fraction of the training subset) or
+    # "unused" (the training images the sample_rate subset leaves out; training set unchanged).
+    val_pool: str = "subset"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # On-disk datasets (paper scale).
     root: Optional[str] = None
     download: bool = False
     resize: Optional[int] = None
     keep_aspect: bool = False
+    # Decode every image once into memory at `resize` px (uint8), crop on tensors: for
+    # CPU-sized benchmarks; off streams from disk through DataLoader workers (paper scale).
+    in_memory: bool = False
 
 
 @dataclass
@@ -115,6 +121,8 @@ class TrainerConfig:
     keep_checkpoint: bool = False
     # Mixed precision on CUDA (bf16, else fp16 + grad scaler); CPU always runs float32.
     amp: bool = True
+    # Tensors in channels_last memory format; null: on CUDA only.
+    channels_last: Optional[bool] = None
 
 
 @dataclass
@@ -131,6 +139,12 @@ class TopConfig:
     # Keys merged into each *selected* regularizer only (per-dataset weights of the paper
     # experiments, e.g. {delta: {alpha: 0.1}}); the others ignore them.
     regularizer_overrides: Any = field(default_factory=dict)
+    # Multiplies the main weight (`Regularizer.weight_key`) of every selected regularizer, after
+    # the overrides: one relative grid (e.g. 1e-3 ... 1) turns every method's weight alike.
+    weight_scale: float = 1.0
+    # How the regularizer weights were chosen, printed in the tables' caption (set by the
+    # configs/tuned/*.yaml files that scripts/tune_summary.py writes); not part of a run's identity.
+    weights_note: str = ""
 
 
 GROUP_SCHEMAS = {
@@ -189,6 +203,10 @@ def validate(cfg: DictConfig, explicit=()) -> DictConfig:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
         node = OmegaConf.merge(node or {}, extra.get(name) or {})
         out["regularizer"][name] = plain(_merge(REGISTRY[name].Config, node, f"regularizer.{name}"))
+        key = REGISTRY[name].weight_key
+        if key is not None and out["weight_scale"] != 1.0:
+            scaled = out["regularizer"][name][key] * out["weight_scale"]
+            out["regularizer"][name][key] = float(f"{scaled:.12g}")  # 1e-2 * 1e-3 = 1e-05, not 1.0000000000000001e-05
     out.pop("regularizer_overrides", None)  # merged into the selected regularizers above
     if "tred" not in out["regularizer"]:
         out["disentangle"] = None  # only TRED reads it; keeps other runs' configs independent of it
@@ -224,6 +242,8 @@ def check_nonnegative(node: Any, where: str) -> None:
 def check_ranges(cfg: DictConfig) -> None:
     """Values with the right type but an impossible value."""
     t, d = cfg.trainer, cfg.dataset
+    if cfg.weight_scale <= 0:
+        raise ConfigError(f"weight_scale must be > 0, got {cfg.weight_scale}")
     if t.max_iters <= 0:
         raise ConfigError(f"trainer.max_iters must be > 0, got {t.max_iters}")
     if t.batch_size <= 0 or t.eval_batch_size <= 0:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tred.data.embedded import LOADERS
 from tred.data.memory import InMemoryImages
-from tred.data.splits import balanced_subset, stratified_split, validation_holdout
+from tred.data.splits import balanced_subset, stratified_split, validation_split
 from tred.errors import ConfigError
 
 EMBEDDED = tuple(LOADERS)
@@ -36,10 +36,11 @@ def _to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
 def build_embedded(cfg, seed: int) -> InMemoryImages:
     images, labels = LOADERS[cfg.name]()
     train_idx, test_idx = stratified_split(labels, cfg.train_per_class, cfg.split_seed, cfg.test_per_class)
-    keep = train_idx[balanced_subset(labels[train_idx], cfg.sample_rate, seed)]
+    pos = balanced_subset(labels[train_idx], cfg.sample_rate, seed)
+    keep = train_idx[pos]
     if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
-        tr, va = validation_holdout(labels[keep], cfg.val_fraction, seed)
-        keep, test_idx = keep[tr], keep[va]
+        tr, va = validation_split(len(train_idx), pos, labels[train_idx], cfg.val_pool, cfg.val_fraction, seed)
+        keep, test_idx = train_idx[tr], train_idx[va]
     return InMemoryImages(
         _to_tensor(images[keep], cfg.image_size), torch.from_numpy(labels[keep]),
         _to_tensor(images[test_idx], cfg.image_size), torch.from_numpy(labels[test_idx]),

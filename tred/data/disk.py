@@ -3,7 +3,8 @@
 `build_disk(cfg, seed)` reads the layout under `dataset.root` (default `$TRED_DATA/<folder>`,
 else `./data/<folder>`), optionally downloads it first (`dataset.download=true`), checks that
 every listed image exists, keeps the seeded class-balanced `sample_rate` subset of the training
-split and returns a `DiskImages` with the same interface as `InMemoryImages`.
+split and returns a `DiskImages` with the same interface as `InMemoryImages`, or, with
+`dataset.in_memory=true`, an `InMemoryImages` holding every image decoded once at `resize` px.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from tred.data import layouts
 from tred.data.download import Remote, Source, install
-from tred.data.memory import ImageData, _generator
+from tred.data.memory import ImageData, InMemoryImages, _generator
 from tred.data.pipeline import Pipeline
-from tred.data.splits import balanced_subset, validation_holdout
+from tred.data.splits import balanced_subset, validation_split
 from tred.errors import ConfigError, DataError
 
 
@@ -74,7 +75,20 @@ def read_layout(cfg) -> layouts.Layout:
     spec = DATASETS[cfg.name]
     root = dataset_root(cfg, spec)
     if cfg.download:
-        install(cfg.name, spec.source, root)
+        try:  # already there (extracted by hand, or a read-only copy): nothing to fetch
+            layout = _read_complete(cfg, spec, root)
+        except DataError:
+            install(cfg.name, spec.source, root)
+            layout = _read_complete(cfg, spec, root)
+    else:
+        layout = _read_complete(cfg, spec, root)
+    if cfg.num_classes is not None and cfg.num_classes != len(layout.classes):
+        raise DataError(f"dataset {cfg.name} in {root} has {len(layout.classes)} classes, the config says "
+                        f"dataset.num_classes={cfg.num_classes}: incomplete dataset or wrong root")
+    return layout
+
+
+def _read_complete(cfg, spec: Spec, root: Path) -> layouts.Layout:
     reader_name = "caltech256" if cfg.name.startswith("caltech256") else cfg.name
     if not root.exists():
         raise layouts.missing_error(reader_name, root, [root])
@@ -82,9 +96,6 @@ def read_layout(cfg) -> layouts.Layout:
     missing = [p for p, _ in layout.train + layout.test if not os.path.exists(p)]
     if missing:
         raise layouts.missing_error(reader_name, root, missing)
-    if cfg.num_classes is not None and cfg.num_classes != len(layout.classes):
-        raise DataError(f"dataset {cfg.name} in {root} has {len(layout.classes)} classes, the config says "
-                        f"dataset.num_classes={cfg.num_classes}: incomplete dataset or wrong root")
     return layout
 
 
@@ -161,10 +172,27 @@ def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
     keep = balanced_subset(labels, cfg.sample_rate, seed)
     test = layout.test
     if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
-        tr, va = validation_holdout(labels[keep], cfg.val_fraction, seed)
-        keep, test = keep[tr], [layout.train[i] for i in keep[va]]
+        keep, va = validation_split(len(labels), keep, labels, cfg.val_pool, cfg.val_fraction, seed)
+        test = [layout.train[i] for i in va]
     resize = cfg.resize or cfg.image_size
     if resize < cfg.image_size:
         raise ConfigError(f"dataset.resize={resize} is smaller than the crop dataset.image_size={cfg.image_size}")
     pipe = Pipeline(resize, cfg.image_size, cfg.keep_aspect, cfg.augment.hflip)
-    return DiskImages([layout.train[i] for i in keep], test, len(layout.classes), pipe, num_workers)
+    train = [layout.train[i] for i in keep]
+    if cfg.in_memory:
+        return decode_into_memory(train, test, len(layout.classes), pipe, cfg.augment)
+    return DiskImages(train, test, len(layout.classes), pipe, num_workers)
+
+
+def decode_into_memory(train, test, num_classes: int, pipe: Pipeline, augment) -> InMemoryImages:
+    """Every image decoded and resized once (`Pipeline.decode`), held as uint8; the random and
+    center crops to `pipe.crop` then run on tensors, so evaluating thousands of images costs
+    the forward passes alone."""
+
+    def stack(items):
+        x = torch.empty(len(items), 3, pipe.resize, pipe.resize, dtype=torch.uint8)
+        for i, (path, _) in enumerate(items):
+            x[i] = pipe.decode(path)
+        return x, torch.tensor([y for _, y in items], dtype=torch.long)
+
+    return InMemoryImages(*stack(train), *stack(test), num_classes, augment, crop=pipe.crop)

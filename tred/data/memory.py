@@ -22,14 +22,17 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Pad by `padding` (reflect), crop back to the input size at a random offset, maybe flip."""
+def random_crop_flip(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator,
+                     size: int | None = None) -> torch.Tensor:
+    """Pad by `padding` (reflect), crop `size` x `size` (default: the input size, square
+    inputs) at a random offset, maybe flip."""
     b, _, h, w = x.shape
+    size = size or h
     out = x
-    if padding > 0:
-        padded = F.pad(x, (padding,) * 4, mode="reflect")
-        offs = torch.randint(0, 2 * padding + 1, (b, 2), generator=gen)
-        out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs.tolist())])
+    if padding > 0 or size < h:
+        padded = F.pad(x, (padding,) * 4, mode="reflect") if padding > 0 else x
+        offs = torch.randint(0, h + 2 * padding - size + 1, (b, 2), generator=gen)
+        out = torch.stack([padded[i, :, dy:dy + size, dx:dx + size] for i, (dy, dx) in enumerate(offs.tolist())])
     if hflip:
         flip = torch.rand(b, generator=gen) < 0.5
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
@@ -60,11 +63,14 @@ class ImageData:
 class InMemoryImages(ImageData):
     """Images (N x 3 x S x S uint8) and labels held in memory, with the train/test split done."""
 
-    def __init__(self, train_x, train_y, test_x, test_y, num_classes: int, augment):
+    def __init__(self, train_x, train_y, test_x, test_y, num_classes: int, augment, crop: int | None = None):
         self.train_x, self.train_y = train_x, train_y
         self.test_x, self.test_y = test_x, test_y
         self.num_classes = num_classes
         self.augment = augment
+        # Images stored larger than `crop` (decoded once at the resize size): training takes a
+        # random crop, evaluation the center crop, as the on-disk pipeline does.
+        self.crop = crop or train_x.shape[-1]
 
     @property
     def train_size(self) -> int:
@@ -77,7 +83,6 @@ class InMemoryImages(ImageData):
     def train_labels(self) -> torch.Tensor:
         return self.train_y
 
-
     def train_batch(self, iteration: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The augmented batch of one iteration, as float in [0, 1]."""
         per_epoch = self.batches_per_epoch(batch_size)
@@ -85,7 +90,7 @@ class InMemoryImages(ImageData):
         perm = torch.randperm(self.train_size, generator=_generator(seed, 1, epoch))
         idx = perm[pos * batch_size:(pos + 1) * batch_size]
         x = self.train_x[idx].float().div_(255)
-        x = random_crop_flip(x, self.augment.crop_padding, self.augment.hflip, _generator(seed, 2, iteration))
+        x = random_crop_flip(x, self.augment.crop_padding, self.augment.hflip, _generator(seed, 2, iteration), self.crop)
         return x, self.train_y[idx]
 
     def train_stream(self, batch_size: int, seed: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -97,5 +102,7 @@ class InMemoryImages(ImageData):
     def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Un-augmented batches of `split` ("train" or "test") in a fixed order."""
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        top, left = round((x.shape[-2] - self.crop) / 2), round((x.shape[-1] - self.crop) / 2)  # as torchvision
+        x = x[..., top:top + self.crop, left:left + self.crop]
         for i in range(0, len(y), batch_size):
             yield x[i:i + batch_size].float().div_(255), y[i:i + batch_size]

@@ -2,7 +2,8 @@
 
 train: resize to `resize` (shorter side when `keep_aspect`, else a square), random crop
 `crop`, horizontal flip; test: the same resize, center crop `crop`. Output: float in [0, 1],
-3 x crop x crop (the backbone normalizes).
+3 x crop x crop (the backbone normalizes). `decode` is the resize alone, as a square uint8
+tensor, for datasets decoded once into memory (the crops then run on tensors).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ class Pipeline:
     keep_aspect: bool = False
     hflip: bool = True
 
-    def load(self, path: str) -> Image.Image:
+    def load(self, path: str, draft: int | None = None) -> Image.Image:
         try:
             with Image.open(path) as img:
+                if draft:  # JPEG: decode at the smallest 1/2^k scale still >= draft x draft
+                    img.draft("RGB", (draft, draft))
                 return img.convert("RGB")
         except Exception as exc:  # PIL raises many types for truncated or foreign files
             raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); "
@@ -34,6 +37,15 @@ class Pipeline:
     def _resize(self, img: Image.Image) -> Image.Image:
         size = self.resize if self.keep_aspect else [self.resize, self.resize]
         return TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+
+    def decode(self, path: str) -> torch.Tensor:
+        """3 x resize x resize uint8: the resized image (center-cropped to a square when
+        `keep_aspect`). JPEGs are decoded at a reduced scale when that still covers `resize`
+        (PIL's draft mode), which makes decoding a large photo several times faster."""
+        img = self._resize(self.load(path, draft=self.resize))
+        if self.keep_aspect:
+            img = TF.center_crop(img, [self.resize, self.resize])
+        return TF.pil_to_tensor(img)
 
     def train(self, path: str, gen: torch.Generator) -> torch.Tensor:
         img = self._resize(self.load(path))

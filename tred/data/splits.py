@@ -58,3 +58,28 @@ def validation_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     if not 0 < fraction < 1:
         raise ConfigError(f"dataset.val_fraction must be in (0, 1), got {fraction}")
     return stratified_split(labels, None, seed, test_fraction=fraction)
+
+
+VAL_POOLS = ("subset", "unused")
+
+
+def validation_split(n_train: int, keep: np.ndarray, labels: np.ndarray, pool: str, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) positions into a training split of `n_train` images (`labels`) whose
+    sample-rate subset is `keep`, for tuning without the test split.
+
+    pool "subset": hold out a stratified `fraction` of the subset (fewer training images than
+    the table trains on). pool "unused": train on the subset itself and validate on the training
+    images it leaves out (`sample_rate` < 1), so a tuning run trains on exactly the data a table
+    run of the same seed gets.
+    """
+    if pool == "subset":
+        tr, va = validation_holdout(labels[keep], fraction, seed)
+        return keep[tr], keep[va]
+    if pool == "unused":
+        rest = np.setdiff1d(np.arange(n_train), keep)
+        if len(rest) == 0:
+            raise ConfigError("dataset.val_pool=unused needs dataset.sample_rate < 1 (the training images "
+                              "outside the subset are the validation set); use dataset.val_pool=subset")
+        return keep, rest
+    raise ConfigError(f"dataset.val_pool={pool!r}; valid: {list(VAL_POOLS)}")
