@@ -29,9 +29,9 @@ CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 # Keys that do not change what a run computes: they may differ between a checkpoint and its resume
 # (regularizer_overrides: its effect is in `regularizer.*`, which is compared).
-OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer_overrides",
+OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer_overrides", "weights_note",
                     "trainer.checkpoint_every", "trainer.keep_checkpoint", "trainer.num_workers",
-                    "trainer.device", "trainer.threads")
+                    "trainer.device", "trainer.threads", "dataset.root", "dataset.download")
 
 
 def flatten(node, prefix: str = "") -> dict:

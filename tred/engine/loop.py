@@ -48,7 +48,7 @@ class Finetuner:
         self.data, self.tcfg, self.seed, self.device, self.metrics = data, tcfg, seed, device, metrics
         self.optimizer, self.scheduler = build_optimizer(model, regularizers, tcfg)
         self.iteration = 0
-        self.precision = Precision(device, tcfg.amp)
+        self.precision = Precision(device, tcfg.amp, tcfg.channels_last)
         self.precision.prepare(model, source)
         src_layers = sorted({n for r in regularizers for n in r.source_layers})
         tgt_layers = sorted({n for r in regularizers for n in r.target_layers})
@@ -105,6 +105,7 @@ class Finetuner:
         self.iteration += 1
         out = {k: v.detach() for k, v in terms.items()}
         out["loss"] = loss.detach()
+        out["correct"] = (logits.detach().argmax(1) == y).sum()
         return out
 
     def run(self, on_step=None) -> dict:
@@ -113,7 +114,7 @@ class Finetuner:
         self.data.batches_per_epoch(t.batch_size)  # fails early on an impossible batch size
         stream = self.data.train_stream(t.batch_size, self.seed, start=self.iteration)
         bar = _progress(t.max_iters, self.iteration)
-        window_t, window_n = time.perf_counter(), 0
+        window_t, window_n, window_correct = time.perf_counter(), 0, 0
         start_t = time.perf_counter()
         for x, y in stream:
             if self.iteration >= t.max_iters:
@@ -123,15 +124,18 @@ class Finetuner:
             lr = self.optimizer.param_groups[0]["lr"]
             terms = self.step(x, y)
             window_n += len(y)
+            window_correct += int(terms.pop("correct"))
             if bar is not None:
                 bar.update(1)
             if self.iteration % t.log_every == 0 or self.iteration == t.max_iters:
                 now = time.perf_counter()
+                # train_acc: accuracy on the augmented training batches since the last row
                 row = {"stage": "finetune", "iter": self.iteration, "lr": lr,
                        **{k: float(v) for k, v in terms.items()},
+                       "train_acc": 100.0 * window_correct / window_n,
                        "imgs_per_s": window_n / max(now - window_t, 1e-9)}
                 self.metrics.log(row)
-                window_t, window_n = now, 0
+                window_t, window_n, window_correct = now, 0, 0
                 if bar is None:
                     log.info("iter %d/%d loss %.4f lr %.2e", self.iteration, t.max_iters, row["loss"], lr)
                 else:

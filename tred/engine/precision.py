@@ -20,13 +20,15 @@ def autocast_dtype(device: torch.device, enabled: bool, bf16_supported: bool) ->
 
 
 class Precision:
-    def __init__(self, device: torch.device, enabled: bool):
+    def __init__(self, device: torch.device, enabled: bool, channels_last: bool | None = None):
         cuda = device.type == "cuda"
         self.device = device
         self.dtype = autocast_dtype(device, enabled, cuda and torch.cuda.is_bf16_supported())
         # Only fp16 needs loss scaling: bf16 has float32's exponent range.
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
-        self.channels_last = cuda
+        # channels_last: faster convolutions on CUDA and, for depthwise-separable networks such
+        # as Lite0, on CPU too (None: on CUDA only, which keeps CPU results of older runs).
+        self.channels_last = cuda if channels_last is None else channels_last
 
     def prepare(self, *modules) -> None:
         if self.channels_last:
