@@ -15,6 +15,8 @@ class AT(Regularizer):
     Term: `at`.
     """
 
+    weight_key = "beta"  # the main weight: what `weight_scale` scales and tuning sweeps
+
     @dataclass
     class Config:
         beta: float = 1000.0

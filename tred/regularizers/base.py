@@ -44,6 +44,9 @@ class SetupContext:
 
 class Regularizer:
     name: ClassVar[str] = ""
+    # The Config field holding the method's main weight (alpha, eta, weight_decay ...): the one
+    # a tuning sweep turns (`weight_scale`) and a table's caption reports.
+    weight_key: ClassVar[str | None] = None
 
     @dataclass
     class Config:

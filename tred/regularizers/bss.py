@@ -14,6 +14,8 @@ class BSS(Regularizer):
 
     needs_features = True
 
+    weight_key = "eta"  # the main weight: what `weight_scale` scales and tuning sweeps
+
     @dataclass
     class Config:
         eta: float = 1e-3

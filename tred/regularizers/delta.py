@@ -18,6 +18,8 @@ class Delta(Regularizer):
     `channel_attention` is false. Terms: `delta_fm`, `delta_head`.
     """
 
+    weight_key = "alpha"  # the main weight: what `weight_scale` scales and tuning sweeps
+
     @dataclass
     class Config:
         alpha: float = 0.01

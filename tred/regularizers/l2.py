@@ -10,6 +10,8 @@ from tred.regularizers.base import Regularizer
 class L2(Regularizer):
     """loss = CE; the optimizer applies weight decay `weight_decay` to every parameter."""
 
+    weight_key = "weight_decay"  # the main weight: what `weight_scale` scales and tuning sweeps
+
     @dataclass
     class Config:
         weight_decay: float = 1e-4

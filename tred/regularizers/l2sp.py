@@ -31,6 +31,8 @@ class L2SP(Regularizer):
     Terms: `l2sp_sp` (starting-point distance), `l2sp_head` (new head's weight).
     """
 
+    weight_key = "alpha"  # the main weight: what `weight_scale` scales and tuning sweeps
+
     @dataclass
     class Config:
         alpha: float = 0.1

@@ -26,6 +26,8 @@ CHANNEL_WEIGHTS = ("uniform", "attention")
 
 @register("tred")
 class TRED(Regularizer):
+    weight_key = "alpha"  # the main weight: what `weight_scale` scales and tuning sweeps
+
     @dataclass
     class Config:
         alpha: float = 0.01
