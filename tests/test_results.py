@@ -36,13 +36,15 @@ REG = {"l2": ({"l2": {}}, None), "l2sp": ({"l2sp": {}}, None),
 
 
 def write_run(root, method, dataset, seed, acc, *, status="completed", rate=1.0, sweep="t",
-              iters=10, result=True):
+              iters=10, result=True, reg=None, note=None):
     d = root / method / dataset / f"sr{rate}" / f"seed{seed}"
     d.mkdir(parents=True)
-    reg, dis = REG[method]
+    reg, dis = (reg, None) if reg else REG[method]
     cfg = {"seed": seed, "sweep_name": sweep, "regularizer": reg, "disentangle": dis,
            "dataset": {"name": dataset, "sample_rate": rate}, "backbone": {"name": "b"},
            "trainer": {"max_iters": iters, "threads": seed}}  # threads may differ between runs
+    if note:
+        cfg["weights_note"] = note
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     if result:
         res = {"status": status, "test_acc": acc, "method": method, "dataset": dataset, "seed": seed,
@@ -84,8 +86,9 @@ def test_cells_means_stds_missing(sweep):
 
 def test_markdown_bold_and_dashes(sweep):
     md = to_markdown(build_table(sweep))
+    main = md.split("\n\n")[0]  # the paired table below has rows of the same names
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in md.splitlines() if line.startswith("| ") and "Method" not in line}
+            for line in main.splitlines() if line.startswith("| ") and "Method" not in line}
     assert rows["Fine-tune (L2)"] == ["62.0 ± 2.0", "82.0 ± 2.0", "72.0", "+0.0"]
     assert rows["L2-SP"] == ["**71.0 ± 1.4** (n=2)", "87.0 ± 2.0", "**79.0**", "**+7.0**"]
     assert rows["TRED Max-MMD"] == ["—", "**90.0** (n=1)", "—", "—"]
@@ -206,3 +209,67 @@ def test_validation_runs_are_not_test_results(sweep, capsys):
     untouched = _keep_table(sweep)
     assert make_table([str(sweep)]) == 2
     assert "tune_summary" in capsys.readouterr().err and untouched()
+
+
+@pytest.fixture
+def paired_sweep(tmp_path):
+    """Fine-tuning and L2-SP on two datasets; L2-SP's digits seed 2 failed."""
+    root = tmp_path / "paired"
+    accs = {("l2", "elpv"): [80.0, 82.0, 84.0], ("l2sp", "elpv"): [81.0, 84.0, 85.5],
+            ("l2", "digits"): [60.0, 62.0, 64.0], ("l2sp", "digits"): [59.0, 61.5, None]}
+    regs = {"l2": {"l2": {"weight_decay": 1e-5}}, "l2sp": {"l2sp": {"alpha": 0.001, "beta": 0.01}}}
+    for (m, ds), values in accs.items():
+        for seed, acc in enumerate(values):
+            write_run(root, m, ds, seed, acc, status="completed" if acc is not None else "failed",
+                      reg=regs[m], note="Chosen on held-out data.")
+    return root
+
+
+def test_paired_differences_by_hand(paired_sweep):
+    t = build_table(paired_sweep)
+    # elpv: d = (1, 2, 1.5): mean 1.5, sd 0.5, half = 4.3027 * 0.5 / sqrt(3) = 1.24208 -> better
+    p = t.paired[("l2sp", "elpv")]
+    assert (p.mean, p.n, p.verdict) == (pytest.approx(1.5), 3, "better")
+    assert (p.low, p.high) == (pytest.approx(1.5 - 1.24208, abs=1e-4), pytest.approx(1.5 + 1.24208, abs=1e-4))
+    # digits, seed 2 missing: d = (-1, -0.5): mean -0.75, sd 0.35355, half = 12.7062 * 0.35355 / sqrt(2)
+    p = t.paired[("l2sp", "digits")]
+    assert (p.mean, p.n, p.verdict) == (pytest.approx(-0.75), 2, "n.s.")
+    assert p.low == pytest.approx(-0.75 - 3.17655, abs=1e-4)
+    # Avg.: per-seed means over both columns, seeds 0 and 1 only: d = (0, 0.75)
+    p = t.paired[("l2sp", "Avg.")]
+    assert (p.mean, p.n) == (pytest.approx(0.375), 2)
+    assert p.high == pytest.approx(0.375 + 12.7062 * 0.53033 / math.sqrt(2), abs=1e-3)
+    assert ("l2", "elpv") not in t.paired
+
+
+def test_paired_table_in_markdown_latex_csv(paired_sweep):
+    t = build_table(paired_sweep)
+    md = to_markdown(t)
+    assert "| Δ vs Fine-tune | digits | elpv | Avg. |" in md
+    assert "| L2-SP | -0.8 [-3.9, +2.4] (n=2) | +1.5 [+0.3, +2.7] ↑ | +0.4 [-4.4, +5.1] (n=2) |" in md
+    assert ("Weights: Fine-tune (L2) weight_decay=1e-05; L2-SP alpha=0.001. Chosen on held-out data."
+            in md)
+    tex = to_latex(t)
+    assert "L2-SP & -0.8 [-3.9, +2.4]\\,(n=2) & +1.5 [+0.3, +2.7] $\\uparrow$ & +0.4 [-4.4, +5.1]\\,(n=2) \\\\" in tex
+    csv = to_csv_frame(t).set_index("method")
+    assert csv.at["l2sp", "elpv diff_vs_ft mean"] == pytest.approx(1.5)
+    assert csv.at["l2sp", "elpv diff_vs_ft low"] == pytest.approx(1.5 - 1.24208, abs=1e-4)
+    assert csv.at["l2sp", "Avg. diff_vs_ft n"] == 2 and csv.at["l2sp", "elpv diff_vs_ft verdict"] == "better"
+    assert csv.at["l2sp", "weights"] == "alpha=0.001" and math.isnan(csv.at["l2", "elpv diff_vs_ft mean"])
+    # every paired cell of the markdown has its numbers in the csv (the W&B table is this frame)
+    assert {c for c in csv.columns if "diff_vs_ft" in c} == {
+        f"{c} diff_vs_ft {p}" for c in ("digits", "elpv", "Avg.") for p in ("mean", "low", "high", "n", "verdict")}
+
+
+def test_no_paired_table_without_finetuning(paired_sweep):
+    import shutil
+
+    shutil.rmtree(paired_sweep / "l2")
+    t = build_table(paired_sweep)
+    assert t.paired == {} and "Δ vs Fine-tune" not in to_markdown(t)
+
+
+def test_paired_difference_plot(paired_sweep):
+    assert make_table([str(paired_sweep)]) == 0
+    png = paired_sweep / "plots" / "paired_difference_vs_finetune.png"
+    assert png.is_file() and mpimg.imread(png).shape[0] > 100

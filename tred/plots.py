@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tred.results import Table, display_name  # noqa: E402
+from tred.results import FINETUNE, Table, display_name, paired_columns  # noqa: E402
+from tred.stats import NO_PAIRS  # noqa: E402
 
 STAGE1 = "disentangle"
 NOT_DIAGNOSTIC = ("epoch", "iter", "step")
@@ -24,15 +25,20 @@ def accuracy_bars(table: Table, out: Path) -> list[Path]:
     stats, methods = table.stats, table.grid.methods
     x = np.arange(len(table.columns))
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(x) + 0.4 * len(methods)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(x) + 0.4 * len(methods)) + 2.5, 4))
+    colors = _method_colors(methods)  # distinct for up to 20 methods
     for i, m in enumerate(methods):
         sub = stats[stats.method == m].set_index("column").reindex(table.columns)
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, sub["mean"], width,
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, sub["mean"], width, color=colors[m],
                yerr=sub["std"].fillna(0), capsize=2, label=display_name(m))
     ax.set_xticks(x, table.columns)
     ax.set_ylabel("top-1 test accuracy (%)")
-    ax.set_title(f"Accuracy per method (mean ± std over {len(table.grid.seeds)} seeds)")
-    ax.legend(fontsize="small", ncol=2, loc="lower right")
+    low = (stats["mean"] - stats["std"].fillna(0)).min()
+    if not math.isnan(low):  # an axis that shows the differences, not 0-100
+        ax.set_ylim(max(0.0, math.floor(low / 5) * 5 - 5), None)
+    n = stats["n"].max() if len(stats) else 0
+    ax.set_title(f"Accuracy per method (mean ± std over up to {n} seeds; n per cell in the table)")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(axis="y", alpha=0.3)
     return [_save(fig, out / "accuracy_per_method.png")]
 
@@ -100,10 +106,85 @@ def stage1_diagnostics(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[P
     return paths
 
 
+def paired_differences(table: Table, out: Path) -> list[Path]:
+    """One row per method: its difference to fine-tuning paired by seed, with the 95% interval,
+    one marker per column (dataset / budget); the zero line is fine-tuning."""
+    if not table.paired:
+        return []
+    methods = [m for m in table.grid.methods if m != FINETUNE]
+    cols = paired_columns(table)
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.45 * len(methods) * max(1, len(cols) / 2)))
+    step = 0.7 / max(len(cols), 1)
+    colors = plt.get_cmap("tab10").colors
+    for j, c in enumerate(cols):
+        ys, means, lo, hi = [], [], [], []
+        for i, m in enumerate(methods):
+            p = table.paired.get((m, c), NO_PAIRS)
+            if p.n == 0:
+                continue
+            ys.append(i + (j - (len(cols) - 1) / 2) * step)
+            means.append(p.mean)
+            lo.append(0 if math.isnan(p.low) else p.mean - p.low)
+            hi.append(0 if math.isnan(p.high) else p.high - p.mean)
+        ax.errorbar(means, ys, xerr=[lo, hi], fmt="o", capsize=3, color=colors[j % len(colors)], label=c)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(range(len(methods)), [display_name(m) for m in methods])
+    ax.invert_yaxis()
+    ax.set_xlabel("difference to fine-tuning (points), paired by seed, 95% interval")
+    n = len(table.grid.seeds)
+    ax.set_title(f"Paired difference to fine-tuning ({n} seed{'s' if n != 1 else ''}; no bar: one pair)")
+    ax.grid(axis="x", alpha=0.3)
+    if len(cols) > 1:
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return [_save(fig, out / "paired_difference_vs_finetune.png")]
+
+
+def training_curves(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
+    """Training accuracy (augmented batches, `train_acc` of metrics.csv) and cross-entropy against
+    the iteration, one line per method (mean over seeds), one panel pair per column: where the
+    fine-tuning regime overfits (accuracy ~100% long before the end) shows here."""
+    frames = []
+    for r in runs.itertuples():
+        f = Path(sweep_dir) / r.run_dir / "metrics.csv"
+        if not f.is_file():
+            continue
+        df = pd.read_csv(f)
+        if "stage" not in df or "train_acc" not in df:
+            continue
+        df = df[df["stage"] == "finetune"][["iter", "train_acc", "ce"]].copy()
+        df["method"], df["dataset"] = r.method, r.dataset
+        frames.append(df)
+    if not frames:
+        return []
+    df = pd.concat(frames, ignore_index=True)
+    datasets = sorted(df["dataset"].unique())
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 6.4), squeeze=False, sharex="col")
+    colors = _method_colors(sorted(df["method"].unique()))
+    for j, d in enumerate(datasets):
+        for m, sub in df[df.dataset == d].groupby("method"):
+            curve = sub.groupby("iter")[["train_acc", "ce"]].mean()
+            axes[0][j].plot(curve.index, curve["train_acc"], color=colors[m], label=display_name(m))
+            axes[1][j].plot(curve.index, curve["ce"], color=colors[m])
+        axes[0][j].set_title(f"{d}: training accuracy (augmented batches)")
+        axes[0][j].set_ylabel("train accuracy (%)")
+        axes[1][j].set_ylabel("cross-entropy")
+        axes[1][j].set_yscale("log")
+        axes[1][j].set_xlabel("iteration")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize="small", loc="lower right")
+    return [_save(fig, out / "training_curves.png")]
+
+
+def _method_colors(methods) -> dict:
+    cmap = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
+    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
 def all_plots(table: Table, sweep_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    return [*accuracy_bars(table, out), *accuracy_vs_rate(table, out),
-            *stage1_diagnostics(table.runs, sweep_dir, out)]
+    return [*accuracy_bars(table, out), *accuracy_vs_rate(table, out), *paired_differences(table, out),
+            *training_curves(table.runs, sweep_dir, out), *stage1_diagnostics(table.runs, sweep_dir, out)]
 
 
 def _save(fig, path: Path) -> Path:

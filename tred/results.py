@@ -7,6 +7,12 @@ several) plus the average over columns and the average gain over fine-tuning:
     avg(m)      = mean_c cell(m, c)                       (only when every column has a value)
     gain(m)     = mean_c [cell(m, c) - cell(l2, c)]       (same condition, for m and for l2)
 
+and, below it, each method's difference to fine-tuning paired by seed, with a 95% Student-t
+interval, per column and for the per-seed average over the columns (`tred.stats`):
+
+    d_s(m, c)   = acc(m, c, s) - acc(l2, c, s)     over the seeds s both completed
+    d_s(m, Avg) = mean_c acc(m, c, s) - mean_c acc(l2, c, s)   (seeds complete in every column)
+
 The expected grid (methods x datasets x rates x seeds) is what the sweep declared in its
 multirun.yaml together with everything found on disk, so a run that failed, was interrupted or
 never started shows as a missing cell or a seed count, never as a silently smaller table.
@@ -25,6 +31,7 @@ from omegaconf import OmegaConf
 from tred.config import method_name
 from tred.errors import TredError
 from tred.io import read_json
+from tred.stats import BETTER, NO_PAIRS, WORSE, Paired, paired_difference
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FINETUNE = "l2"
@@ -77,6 +84,8 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
             configs[d] = cfg
         if (d / "result.json").is_file():
             rows.append(_read_result(d / "result.json"))
+            if cfg is not None:
+                rows[-1]["weights"], rows[-1]["weights_note"] = run_weights(cfg), cfg.get("weights_note") or ""
         elif cfg is not None:
             rows.append({"method": _method_of_config(cfg), "dataset": cfg["dataset"]["name"],
                          "sample_rate": cfg["dataset"]["sample_rate"], "seed": cfg["seed"],
@@ -90,6 +99,19 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     runs["seed"] = runs["seed"].astype(int)
     _check_one_experiment(runs, configs, sweep_dir)
     return runs
+
+
+def run_weights(cfg: dict) -> str:
+    """The main weight of each regularizer of a run, e.g. `alpha=0.001` or `l2sp.alpha=0.1, bss.eta=0.001`."""
+    from tred.regularizers import REGISTRY  # late: imports torch
+
+    regs = cfg.get("regularizer") or {}
+    parts = []
+    for name, node in regs.items():
+        key = getattr(REGISTRY.get(name), "weight_key", None)
+        if key is not None and isinstance(node, dict) and key in node:
+            parts.append((f"{name}." if len(regs) > 1 else "") + f"{key}={node[key]:g}")
+    return ", ".join(parts)
 
 
 def _is_run_file(path: Path, sweep_dir: Path) -> bool:
@@ -227,9 +249,11 @@ class Table:
     runs: pd.DataFrame  # one row per run directory (load_runs)
     digits: int = 1
     summary: pd.DataFrame = field(init=False)  # index method: one (mean, std, n) per column + avg, gain
+    paired: dict = field(init=False)  # (method, column or "Avg.") -> Paired difference to fine-tuning
 
     def __post_init__(self):
         self.summary = summarize(self.stats, self.grid.methods, self.columns)
+        self.paired = paired_vs_finetune(self)
 
     @property
     def expected_runs(self) -> int:
@@ -284,6 +308,54 @@ def summarize(stats: pd.DataFrame, methods: list[str], columns: list[str]) -> pd
     return pd.DataFrame(out)
 
 
+def per_seed(table: Table) -> dict:
+    """(method, column) -> {seed: test accuracy} over the completed runs."""
+    several = len(table.grid.rates) > 1
+    done = table.runs[table.runs["status"] == "completed"]
+    out: dict = {}
+    for r in done.itertuples():
+        out.setdefault((r.method, column_label(r.dataset, r.sample_rate, several)), {})[int(r.seed)] = float(r.test_acc)
+    return out
+
+
+def paired_vs_finetune(table: Table) -> dict:
+    """Paired differences to fine-tuning per (method, column) and (method, "Avg."); empty
+    without a fine-tuning row. Fine-tuning's own row is left out."""
+    if FINETUNE not in table.grid.methods:
+        return {}
+    accs = per_seed(table)
+
+    def seed_average(m):  # seeds present in every column
+        cols = [accs.get((m, c), {}) for c in table.columns]
+        seeds = set.intersection(*(set(c) for c in cols)) if cols else set()
+        return {s: sum(c[s] for c in cols) / len(cols) for s in seeds}
+
+    out = {}
+    for m in table.grid.methods:
+        if m == FINETUNE:
+            continue
+        for c in table.columns:
+            out[(m, c)] = paired_difference(accs.get((m, c), {}), accs.get((FINETUNE, c), {}))
+        out[(m, "Avg.")] = paired_difference(seed_average(m), seed_average(FINETUNE))
+    return out
+
+
+def weights_caption(table: Table) -> str:
+    """`Weights: L2-SP alpha=0.001; ...` from the runs' own configs, and how they were chosen."""
+    runs = table.runs
+    if "weights" not in runs:
+        return ""
+    parts = []
+    for m in table.grid.methods:
+        values = sorted({w for w in runs.loc[runs.method == m, "weights"].dropna() if w})
+        if values:
+            parts.append(f"{display_name(m)} {' / '.join(values)}")
+    if not parts:
+        return ""
+    notes = sorted({n for n in runs.get("weights_note", pd.Series(dtype=str)).dropna() if n})
+    return "Weights: " + "; ".join(parts) + "." + (f" {' '.join(notes)}" if notes else "")
+
+
 # ---------------------------------------------------------------------------- rendering
 DASH = "—"
 
@@ -335,11 +407,59 @@ def caption(table: Table) -> str:
             f"Gain vs FT = average difference to fine-tuning (L2) over the columns.")
 
 
+MARK = {BETTER: "↑", WORSE: "↓"}
+TEX_MARK = {BETTER: "$\\uparrow$", WORSE: "$\\downarrow$"}
+
+
+def paired_columns(table: Table) -> list[str]:
+    return [*table.columns, "Avg."] if len(table.columns) > 1 else list(table.columns)
+
+
+def _paired_text(p: Paired, k: int, n_exp: int, style: str) -> str:
+    if p.n == 0:
+        return "---" if style == "tex" else DASH
+    text = f"{p.mean:+.{k}f}"
+    if not math.isnan(p.low):
+        text += f" [{p.low:+.{k}f}, {p.high:+.{k}f}]"
+    mark = (TEX_MARK if style == "tex" else MARK).get(p.verdict)
+    text += f" {mark}" if mark else ""
+    return text + (f" (n={p.n})" if p.n < n_exp else "")
+
+
+def _paired_rows(table: Table, style: str) -> list[list[str]]:
+    n_exp, k = len(table.grid.seeds), table.digits
+    rows = []
+    for m in table.grid.methods:
+        if m == FINETUNE:
+            continue
+        name = _escape(display_name(m)) if style == "tex" else display_name(m)
+        rows.append([name, *(_paired_text(table.paired.get((m, c), NO_PAIRS), k, n_exp, style)
+                             for c in paired_columns(table))])
+    return rows
+
+
+def paired_caption(table: Table) -> str:
+    return (f"Difference to fine-tuning (L2) in points, paired by seed (same seed = same training subset "
+            f"and augmentation stream), mean [95% Student-t interval] over the {len(table.grid.seeds)} seeds; "
+            f"↑ / ↓: better / worse than fine-tuning, the interval excluding 0; no mark: not resolved "
+            f"(n = seeds paired when fewer; no interval with one pair).")
+
+
 def to_markdown(table: Table) -> str:
     header = ["Method", *table.columns, "Avg.", "Gain vs FT"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in _cells(table, "md")]
-    return "\n".join([*lines, "", caption(table), missing_note(table), ""])
+    out = [*lines, "", caption(table)]
+    weights = weights_caption(table)
+    if weights:
+        out.append(weights)
+    out.append(missing_note(table))
+    if table.paired:
+        ph = ["Δ vs Fine-tune", *paired_columns(table)]
+        out += ["", "| " + " | ".join(ph) + " |", "|" + "|".join([":---"] + [":---:"] * (len(ph) - 1)) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in _paired_rows(table, "md")]
+        out += ["", paired_caption(table)]
+    return "\n".join([*out, ""])
 
 
 def to_latex(table: Table) -> str:
@@ -349,6 +469,16 @@ def to_latex(table: Table) -> str:
              " & ".join(header) + " \\\\", "\\midrule"]
     lines += [" & ".join(r) + " \\\\" for r in _cells(table, "tex")]
     lines += ["\\bottomrule", "\\end{tabular}", ""]
+    weights = weights_caption(table)
+    if weights:
+        lines.insert(2, f"% {_escape(weights)}")
+    if table.paired:
+        cols = paired_columns(table)
+        lines += [f"% {paired_caption(table).replace('↑', 'up').replace('↓', 'down')}",
+                  "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
+                  " & ".join(["$\\Delta$ vs Fine-tune", *map(_escape, cols)]) + " \\\\", "\\midrule"]
+        lines += [" & ".join(r) + " \\\\" for r in _paired_rows(table, "tex")]
+        lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines).replace(" (n=", "\\,(n=")
 
 
@@ -362,4 +492,14 @@ def to_csv_frame(table: Table) -> pd.DataFrame:
             out[f"{c} {part}"] = s[(c, part)].to_numpy()
     out["avg"] = s[("Avg.", "mean")].to_numpy()
     out["gain_vs_finetune"] = s[("Gain vs FT", "mean")].to_numpy()
+    if table.paired:  # the paired table's columns, fine-tuning's own row empty
+        for c in paired_columns(table):
+            cells = [table.paired.get((m, c), NO_PAIRS) for m in table.grid.methods]
+            for part in ("mean", "low", "high", "n"):
+                out[f"{c} diff_vs_ft {part}"] = [getattr(p, part) if m != FINETUNE else math.nan
+                                                 for m, p in zip(table.grid.methods, cells)]
+            out[f"{c} diff_vs_ft verdict"] = [p.verdict if m != FINETUNE else "" for m, p in zip(table.grid.methods, cells)]
+    if "weights" in table.runs:
+        out["weights"] = [" / ".join(sorted({w for w in table.runs.loc[table.runs.method == m, "weights"].dropna() if w}))
+                          for m in table.grid.methods]
     return out
