@@ -1,41 +1,172 @@
-"""Mean validation accuracy per method and value of one swept key, over the runs of a tuning sweep.
+"""Mean validation accuracy per method and weight over the runs of a tuning sweep; optionally
+the chosen weights written as a config that table experiments read.
 
-    python scripts/tune_summary.py <sweep dir> <key, e.g. regularizer.tred.alpha>
+    python scripts/tune_summary.py <sweep dir> [<key, e.g. regularizer.tred.alpha>] [--write FILE]
 
-Reads result.json + config.yaml of every completed run with `eval_split: val`; failed runs are
-counted per value (a value that diverges is not a good default even if its other runs are fine).
+Without a key, the axis is each run's main weight (`Regularizer.weight_key` of its regularizer:
+fine-tuning's weight_decay, L2-SP's alpha, AT's beta, DELTA's alpha, BSS's eta, TRED's alpha),
+read from the run's own config.yaml, so one sweep over `weight_scale` tunes every method at
+once. Reads result.json + config.yaml of every run with `eval_split: val` (a test-split result
+stops it). The mean is over datasets (and seeds); a value with a failed or missing run is never
+chosen (a weight that diverges somewhere is not a good default). Per method the value with the
+highest mean wins; ties go to the value nearest the published weight (weight_scale nearest 1).
+
+`--write FILE` writes `regularizer_overrides` with each method's chosen weight, the scores as
+comments and a `weights_note` that tables print in their caption (configs/tuned/*.yaml; the
+table experiments include it in their defaults list).
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
 
-from tred.io import read_json
+from tred.config import method_name
+from tred.io import atomic_write, read_json
+
+WEIGHT = "weight"
 
 
-def main(sweep: str, key: str) -> None:
+def main_weight(cfg) -> tuple[str, str, float] | None:
+    """(regularizer, key, value) of a single-regularizer run's main weight, else None."""
+    from tred.regularizers import REGISTRY  # late: imports torch
+
+    regs = cfg.get("regularizer") or {}
+    if len(regs) != 1:
+        return None
+    (name, node), = regs.items()
+    key = getattr(REGISTRY.get(name), "weight_key", None)
+    return (name, key, float(node[key])) if key and key in node else None
+
+
+def collect(sweep: Path, key: str | None) -> pd.DataFrame:
     rows = []
-    for res in sorted(Path(sweep).rglob("result.json")):
-        result = read_json(res)
-        if result.get("eval_split") != "val":
-            sys.exit(f"error: {res} was not evaluated on a validation split (eval_split != val)")
-        value = OmegaConf.select(OmegaConf.load(res.parent / "config.yaml"), key)
-        rows.append({"method": result["method"], key: value, "dataset": result["dataset"], "status": result["status"],
-                     "val_acc": result.get("test_acc")})
+    for d in sorted({p.parent for p in sweep.rglob("config.yaml") if not any(
+            part.startswith(".") or part == "wandb" for part in p.relative_to(sweep).parts[:-1])}):
+        cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml"))
+        res_path = d / "result.json"
+        result = read_json(res_path) if res_path.is_file() else {"status": "unfinished"}
+        if res_path.is_file() and result.get("eval_split") != "val":
+            sys.exit(f"error: {res_path} was not evaluated on a validation split (eval_split != val): "
+                     "tuning never reads the test split")
+        if key is None:
+            weight = main_weight(cfg)
+            if weight is None:
+                continue
+            reg, wkey, value = weight
+        else:
+            reg, wkey, value = None, key, OmegaConf.select(OmegaConf.create(cfg), key)
+        dis = cfg.get("disentangle") or {}
+        method = result.get("method") or method_name(cfg["regularizer"], dis.get("name"), dis.get("parts"))
+        rows.append({"method": method, "regularizer": reg, "key": wkey, WEIGHT: value,
+                     "scale": cfg.get("weight_scale", 1.0), "dataset": cfg["dataset"]["name"],
+                     "seed": cfg["seed"], "status": result.get("status"),
+                     "val_acc": result.get("test_acc") if result.get("status") == "completed" else math.nan})
     if not rows:
-        sys.exit(f"error: no result.json under {sweep}")
-    df = pd.DataFrame(rows)
-    table = df.pivot_table(index=["method", key], columns="dataset", values="val_acc", aggfunc="mean")
-    table["mean"] = table.mean(axis=1)
-    table["failed"] = df[df.status != "completed"].groupby(["method", key]).size().reindex(table.index, fill_value=0)
-    print(table.round(2).to_markdown())
+        sys.exit(f"error: no tuning runs under {sweep}")
+    return pd.DataFrame(rows)
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, weight): mean validation accuracy per dataset, overall mean, failures."""
+    groups = df.groupby(["method", WEIGHT])
+    table = df.groupby(["method", WEIGHT, "dataset"])["val_acc"].mean().unstack("dataset")
+    table = table.reindex(sorted(groups.groups))  # a value whose runs all failed stays, as nan
+    table["mean"] = groups["val_acc"].mean()
+    table["not_completed"] = (df[df.status != "completed"].groupby(["method", WEIGHT]).size()
+                              .reindex(table.index, fill_value=0))
+    table["scale"] = df.groupby(["method", WEIGHT])["scale"].first()
+    return table
+
+
+def choose(table: pd.DataFrame) -> dict[str, float]:
+    """method -> the weight with the highest mean validation accuracy among complete values."""
+    chosen = {}
+    for method, sub in table.groupby(level="method"):
+        ok = sub[(sub["not_completed"] == 0) & sub["mean"].notna()]
+        if ok.empty:
+            continue
+        best = ok["mean"].max()
+        top = ok[ok["mean"] == best]
+        nearest = (top["scale"].astype(float).map(lambda s: abs(math.log10(s)))).idxmin()
+        chosen[method] = float(nearest[1])
+    return chosen
+
+
+def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path) -> str:
+    regs = df.drop_duplicates("method").set_index("method")[["regularizer", "key"]]
+    overrides: dict = {}
+    for method, value in chosen.items():
+        reg, key = regs.at[method, "regularizer"], regs.at[method, "key"]
+        if reg in overrides:  # several methods of one regularizer (TRED variants): tune only one
+            sys.exit(f"error: {sweep} tunes several methods of regularizer `{reg}`; their weights would "
+                     "collide in regularizer_overrides; tune one of them")
+        overrides[reg] = {key: value}
+    n_val = df.groupby("dataset").size()
+    lines = [
+        "# @package _global_",
+        f"# Written by scripts/tune_summary.py from {sweep} on {datetime.date.today()}: re-run the",
+        "# tuning sweep to change it, do not edit by hand. Each method's weight is the one with the",
+        "# highest mean validation accuracy (held-out training images; the test split is never read)",
+        f"# over {len(df)} runs ({', '.join(f'{d}: {n}' for d, n in n_val.items())}).",
+        "# Mean validation accuracy (%) per weight, chosen one marked *:",
+    ]
+    for method, sub in table.groupby(level="method"):
+        cells = []
+        for (_, w), row in sub.iterrows():
+            mark = "*" if chosen.get(method) == float(w) else ""
+            acc = "failed" if row["not_completed"] else f"{row['mean']:.2f}"
+            cells.append(f"{w:g} {acc}{mark}")
+        lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells))
+    note = ("Weights chosen on held-out training data, never the test split (highest mean validation "
+            f"accuracy over the same relative grid for every method, sweep `{df_sweep_name(sweep)}`).")
+    body = OmegaConf.to_yaml(OmegaConf.create({"weights_note": note, "regularizer_overrides": overrides}))
+    return "\n".join(lines) + "\n" + body
+
+
+def df_sweep_name(sweep: Path) -> str:
+    name = sweep.name
+    for p in sweep.rglob("result.json"):
+        name = read_json(p).get("sweep", name)
+        break
+    return name
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep_dir", type=Path)
+    ap.add_argument("key", nargs="?", default=None,
+                    help="config key of the swept value (default: each run's main regularizer weight)")
+    ap.add_argument("--write", type=Path, default=None, help="write the chosen weights as a config here")
+    args = ap.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        sys.exit(f"error: {args.sweep_dir} does not exist; run the tuning sweep first")
+    df = collect(args.sweep_dir, args.key)
+    table = summarize(df)
+    chosen = choose(table)
+    shown = table.drop(columns="scale").round(2)
+    shown.insert(len(shown.columns), "chosen", ["*" if chosen.get(m) == float(w) else "" for m, w in shown.index])
+    print(shown.to_markdown())
+    unresolved = sorted(set(df["method"]) - set(chosen))
+    if unresolved:
+        print(f"warning: no complete value for {', '.join(unresolved)} (failed or unfinished runs)", file=sys.stderr)
+    if args.write:
+        if args.key is not None:
+            sys.exit("error: --write needs the default axis (each method's main weight), not a key")
+        if unresolved:
+            sys.exit(f"error: not writing {args.write}: finish or fix the runs of {', '.join(unresolved)} first")
+        text = tuned_yaml(df, table, chosen, args.sweep_dir)
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(args.write, lambda fh: fh.write(text))
+        print(f"wrote {args.write}")
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    sys.exit(main())
