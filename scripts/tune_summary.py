@@ -99,6 +99,17 @@ def choose(table: pd.DataFrame) -> dict[str, float]:
     return chosen
 
 
+def at_edge(table: pd.DataFrame, chosen: dict) -> list[str]:
+    """Methods whose chosen weight is the smallest or largest value tried: the optimum may lie
+    outside the grid."""
+    out = []
+    for method, value in chosen.items():
+        weights = [float(w) for w in table.loc[method].index]
+        if len(weights) > 1 and value in (min(weights), max(weights)):
+            out.append(method)
+    return out
+
+
 def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path) -> str:
     regs = df.drop_duplicates("method").set_index("method")[["regularizer", "key"]]
     overrides: dict = {}
@@ -123,7 +134,8 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
             mark = "*" if chosen.get(method) == float(w) else ""
             acc = "failed" if row["not_completed"] else f"{row['mean']:.2f}"
             cells.append(f"{w:g} {acc}{mark}")
-        lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells))
+        edge = " (at the edge of the grid)" if method in at_edge(table, chosen) else ""
+        lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells) + edge)
     note = ("Weights chosen on held-out training data, never the test split (highest mean validation "
             f"accuracy over the same relative grid for every method, sweep `{df_sweep_name(sweep)}`).")
     body = OmegaConf.to_yaml(OmegaConf.create({"weights_note": note, "regularizer_overrides": overrides}))
@@ -153,6 +165,9 @@ def main(argv=None) -> int:
     shown = table.drop(columns="scale").round(2)
     shown.insert(len(shown.columns), "chosen", ["*" if chosen.get(m) == float(w) else "" for m, w in shown.index])
     print(shown.to_markdown())
+    edge = at_edge(table, chosen)
+    if edge:
+        print(f"note: chosen at the edge of the grid (the best weight may lie outside it): {', '.join(edge)}")
     unresolved = sorted(set(df["method"]) - set(chosen))
     if unresolved:
         print(f"warning: no complete value for {', '.join(unresolved)} (failed or unfinished runs)", file=sys.stderr)

@@ -59,7 +59,9 @@ def test_written_weights_land_in_the_table_sweeps_configs(tmp_path, capsys):
     out = configs / "tuned" / "flowers102.yaml"
     assert tune_summary.main([str(make_sweep(tmp_path / "s")), "--write", str(out)]) == 0
     text = out.read_text()
-    assert "#   l2sp alpha: 0.0001 40.00 | 0.001 60.00* | 0.01 failed | 0.1 30.00" in text
+    assert "#   l2sp alpha: 0.0001 40.00 | 0.001 60.00* | 0.01 failed | 0.1 30.00\n" in text
+    assert "#   tred-max_mmd_min_mi alpha: 1e-05 45.00 | 0.0001 47.00 | 0.001 47.00* | 0.01 10.00\n" in text
+    assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 52.00* | 1e-05 51.00 | 0.0001 49.00\n" in text
     assert OmegaConf.load(out).regularizer_overrides == {
         "l2": {"weight_decay": 1e-6}, "l2sp": {"alpha": 1e-3}, "tred": {"alpha": 1e-3}}
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
@@ -71,6 +73,14 @@ def test_written_weights_land_in_the_table_sweeps_configs(tmp_path, capsys):
         typed = compose(config_name="train", overrides=["experiment=flowers_table", "method=l2sp",
                                                          "regularizer.l2sp.alpha=0.5"])
         assert validate(typed, ["regularizer.l2sp.alpha=0.5"]).regularizer.l2sp.alpha == 0.5  # typed wins
+
+
+def test_edge_of_the_grid_is_flagged(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "s")
+    d = sweep / "l2" / "flowers102" / "sr0.25" / "seed0" / "weight_scale=0.001" / "result.json"
+    d.write_text(d.read_text().replace('"test_acc": 50.0', '"test_acc": 99.0'))
+    tune_summary.main([str(sweep)])
+    assert "chosen at the edge of the grid (the best weight may lie outside it): l2" in capsys.readouterr().out
 
 
 def test_test_split_results_are_refused(tmp_path):
