@@ -36,7 +36,7 @@ REG = {"l2": ({"l2": {}}, None), "l2sp": ({"l2sp": {}}, None),
 
 
 def write_run(root, method, dataset, seed, acc, *, status="completed", rate=1.0, sweep="t",
-              iters=10, result=True, reg=None, note=None):
+              iters=10, result=True, reg=None, note=None, extra=None):
     d = root / method / dataset / f"sr{rate}" / f"seed{seed}"
     d.mkdir(parents=True)
     reg, dis = (reg, None) if reg else REG[method]
@@ -51,6 +51,7 @@ def write_run(root, method, dataset, seed, acc, *, status="completed", rate=1.0,
                "sample_rate": rate, "sweep": sweep, "regularizer": "+".join(reg), "iters": iters}
         if status == "failed":
             res.update(test_acc=None, error="NonFiniteLossError: boom")
+        res.update(extra or {})
         (d / "result.json").write_text(json.dumps(res))
     return d
 
@@ -273,3 +274,23 @@ def test_paired_difference_plot(paired_sweep):
     assert make_table([str(paired_sweep)]) == 0
     png = paired_sweep / "plots" / "paired_difference_vs_finetune.png"
     assert png.is_file() and mpimg.imread(png).shape[0] > 100
+
+
+def test_health_warnings_threads_and_versions_are_shown(tmp_path):
+    root = tmp_path / "h"
+    lib = {"torch": "2.14.1", "numpy": "2.1.0"}
+    for seed in (0, 1):
+        write_run(root, "l2", "digits", seed, 60.0 + seed,
+                  extra={"threads": 1, "versions": lib, "code_version": {"commit": "abcdef0123456789", "dirty": False}})
+        write_run(root, "l2sp", "digits", seed, 10.0 if seed else 61.0,
+                  extra={"threads": 2 if seed else 1, "versions": lib,
+                         "code_version": {"commit": "abcdef0123456789", "dirty": seed == 1},
+                         "warnings": ["test accuracy 10.0% is at chance level (10 classes)"] if seed else []})
+    md = to_markdown(build_table(root))
+    main = md.split("\n\n")[0]
+    assert "| L2-SP | 35.5 ± 36.1! |" in main and "| Fine-tune (L2) | **60.5 ± 0.7** |" in main
+    assert ("! = the cell averages 1 run(s) that reported a health warning: "
+            "l2sp/digits/sr1.0/seed1: test accuracy 10.0% is at chance level (10 classes).") in md
+    assert "runs differ in CPU threads (1, 2): a table is reproducible bit for bit only with the same launcher" in md
+    assert ("runs differ in versions: code abcdef0123+dirty, numpy 2.1.0, torch 2.14.1 | "
+            "code abcdef0123, numpy 2.1.0, torch 2.14.1.") in md

@@ -135,7 +135,15 @@ def _read_result(path: Path) -> dict:
         raise TableError(f"{path} was scored on a held-out part of the training split "
                          "(dataset.validation=true): a tuning run, not a test result; summarize a tuning "
                          "sweep with scripts/tune_summary.py")
-    return {k: res.get(k) for k in [*need, "test_acc", "error"]}
+    out = {k: res.get(k) for k in [*need, "test_acc", "error", "threads"]}
+    warnings = res.get("warnings") or []
+    out["warnings"] = "; ".join(map(str, warnings)) if isinstance(warnings, list) else str(warnings)
+    versions = dict(res.get("versions") or {})
+    code = res.get("code_version") or {}
+    if code.get("commit"):
+        versions["code"] = code["commit"][:10] + ("+dirty" if code.get("dirty") else "")
+    out["versions"] = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else ""
+    return out
 
 
 def _check_one_experiment(runs: pd.DataFrame, configs: dict, sweep_dir: Path) -> None:
@@ -367,6 +375,7 @@ def _cells(table: Table, style: str) -> list[list[str]]:
     bold = (lambda x: f"\\textbf{{{x}}}") if style == "tex" else (lambda x: f"**{x}**")
     dash = "---" if style == "tex" else DASH
     best = {c: s[(c, "mean")].round(k).max() for c in [*table.columns, "Avg.", "Gain vs FT"]}
+    warned = warned_cells(table)
     body = []
     for m in table.grid.methods:
         row = [_escape(display_name(m)) if style == "tex" else display_name(m)]
@@ -377,13 +386,22 @@ def _cells(table: Table, style: str) -> list[list[str]]:
                 continue
             text = f"{mean:.{k}f}" + (f"{pm}{std:.{k}f}" if not math.isnan(std) else "")
             text = bold(text) if round(mean, k) == best[c] else text
-            row.append(text + (f" (n={n})" if n < n_exp else ""))
+            row.append(text + (f" (n={n})" if n < n_exp else "") + ("!" if (m, c) in warned else ""))
         for c, sign in (("Avg.", ""), ("Gain vs FT", "+")):
             v = s.at[m, (c, "mean")]
             text = dash if math.isnan(v) else f"{v:{sign}.{k}f}"
             row.append(bold(text) if not math.isnan(v) and round(v, k) == best[c] else text)
         body.append(row)
     return body
+
+
+def warned_cells(table: Table) -> set:
+    """(method, column) of the cells that average a run with a health warning."""
+    runs, several = table.runs, len(table.grid.rates) > 1
+    if "warnings" not in runs:
+        return set()
+    bad = runs[(runs["status"] == "completed") & runs["warnings"].fillna("").astype(bool)]
+    return {(r.method, column_label(r.dataset, r.sample_rate, several)) for r in bad.itertuples()}
 
 
 def _escape(text: str) -> str:
@@ -399,6 +417,40 @@ def missing_note(table: Table) -> str:
     counts = miss["reason"].value_counts()
     parts = ", ".join(f"{n} {reason}" for reason, n in counts.items())
     return f"Missing {len(miss)} of {total} runs ({parts}); cells without any completed seed show {DASH}."
+
+
+def health_note(table: Table) -> str:
+    """Runs that completed but reported a health warning (chance-level accuracy, a penalty far
+    above the cross-entropy): their cells carry `!` instead of being averaged silently."""
+    runs = table.runs
+    if "warnings" not in runs:
+        return ""
+    bad = runs[(runs["status"] == "completed") & runs["warnings"].fillna("").astype(bool)]
+    if bad.empty:
+        return ""
+    listed = "; ".join(f"{r.run_dir}: {r.warnings}" for r in bad.head(5).itertuples())
+    more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+    return f"! = the cell averages {len(bad)} run(s) that reported a health warning: {listed}{more}."
+
+
+def provenance_note(table: Table) -> str:
+    """Thread counts and library / code versions of the completed runs, and whether they differ."""
+    done = table.runs[table.runs["status"] == "completed"]
+    parts = []
+    if "threads" in done and done["threads"].notna().any():
+        threads = sorted({int(t) for t in done["threads"].dropna()})
+        if len(threads) > 1:
+            parts.append(f"runs differ in CPU threads ({', '.join(map(str, threads))}): a table is reproducible "
+                         "bit for bit only with the same launcher settings")
+        else:
+            parts.append(f"threads per run {threads[0]}")
+    if "versions" in done:
+        versions = sorted({v for v in done["versions"].dropna() if v})
+        if len(versions) == 1:
+            parts.append(f"versions: {versions[0]}")
+        elif versions:
+            parts.append(f"runs differ in versions: {' | '.join(versions)}")
+    return ("Runs: " + "; ".join(parts) + ".") if parts else ""
 
 
 def caption(table: Table) -> str:
@@ -450,10 +502,7 @@ def to_markdown(table: Table) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in _cells(table, "md")]
     out = [*lines, "", caption(table)]
-    weights = weights_caption(table)
-    if weights:
-        out.append(weights)
-    out.append(missing_note(table))
+    out += [n for n in (weights_caption(table), missing_note(table), health_note(table), provenance_note(table)) if n]
     if table.paired:
         ph = ["Δ vs Fine-tune", *paired_columns(table)]
         out += ["", "| " + " | ".join(ph) + " |", "|" + "|".join([":---"] + [":---:"] * (len(ph) - 1)) + "|"]
@@ -469,9 +518,8 @@ def to_latex(table: Table) -> str:
              " & ".join(header) + " \\\\", "\\midrule"]
     lines += [" & ".join(r) + " \\\\" for r in _cells(table, "tex")]
     lines += ["\\bottomrule", "\\end{tabular}", ""]
-    weights = weights_caption(table)
-    if weights:
-        lines.insert(2, f"% {_escape(weights)}")
+    for i, note in enumerate(n for n in (weights_caption(table), health_note(table), provenance_note(table)) if n):
+        lines.insert(2 + i, f"% {note}")
     if table.paired:
         cols = paired_columns(table)
         lines += [f"% {paired_caption(table).replace('↑', 'up').replace('↓', 'down')}",
