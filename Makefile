@@ -10,6 +10,10 @@ SWEEP       ?= outputs/sweeps/mini_table
 # throughput of 1 job x 2 threads on a 2-core CPU) or basic (one job at a time).
 LAUNCHER    ?= parallel
 export HF_HUB_OFFLINE ?= 1
+# The table targets log the table to W&B (offline) too and print the `wandb sync` command;
+# TABLE_WANDB= (empty) turns that off (and logger=csv in the sweep: pass it through ARGS).
+TABLE_WANDB ?= --wandb
+ARGS        ?=
 # The Flowers-102 benchmark (README, "The Flowers-102 benchmark"). Data: $(FLOWERS_ROOT) when set,
 # else $$TRED_DATA/flowers102, else ./data/flowers102; downloaded there when it is not complete.
 FLOWERS_ROOT        ?=
@@ -38,38 +42,23 @@ test-slow: $(STAMP)
 
 # Finished runs are skipped, so this resumes an interrupted sweep; the table is built even when
 # some runs failed (they show as missing), then the sweep's failure status is returned.
-reproduce-# The Flowers-102 table at 5 training images per class, with the weights in $(FLOWERS_TUNED).
-flowers-table: $(STAMP)
-	$(PY) scripts/train.py -m experiment=flowers_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_SWEEP) $(FLOWERS_DATA); \
-	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_SWEEP) && exit $$status
-
-# The same at 10 per class (its own target: both budgets do not fit one 90-minute budget on 2 cores).
-flowers-table-10: $(STAMP)
-	$(PY) scripts/train.py -m experiment=flowers_table_10 hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_10_SWEEP) $(FLOWERS_DATA); \
-	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_10_SWEEP) && exit $$status
-
-# Every method's weight on held-out training data; writes $(FLOWERS_TUNED), which the tables read.
-tune-flowers: $(STAMP)
-	$(PY) scripts/train.py -m experiment=tune_flowers hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TUNE_FLOWERS_SWEEP) $(FLOWERS_DATA) && \
-	$(PY) scripts/tune_summary.py $(TUNE_FLOWERS_SWEEP) --write $(FLOWERS_TUNED)
-
-table: $(STAMP)
-	$(PY) scripts/train.py -m experiment=mini_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(SWEEP); \
-	status=$$?; $(PY) scripts/make_table.py $(SWEEP) && exit $$status
+reproduce-table: $(STAMP)
+	$(PY) scripts/train.py -m experiment=mini_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(SWEEP) $(ARGS); \
+	status=$$?; $(PY) scripts/make_table.py $(SWEEP) $(TABLE_WANDB) && exit $$status
 
 # The Flowers-102 table at 5 training images per class, with the weights in $(FLOWERS_TUNED).
 flowers-table: $(STAMP)
-	$(PY) scripts/train.py -m experiment=flowers_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_SWEEP) $(FLOWERS_DATA); \
-	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_SWEEP) && exit $$status
+	$(PY) scripts/train.py -m experiment=flowers_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_SWEEP) $(FLOWERS_DATA) $(ARGS); \
+	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_SWEEP) $(TABLE_WANDB) && exit $$status
 
 # The same at 10 per class (its own target: both budgets do not fit one 90-minute budget on 2 cores).
 flowers-table-10: $(STAMP)
-	$(PY) scripts/train.py -m experiment=flowers_table_10 hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_10_SWEEP) $(FLOWERS_DATA); \
-	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_10_SWEEP) && exit $$status
+	$(PY) scripts/train.py -m experiment=flowers_table_10 hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_10_SWEEP) $(FLOWERS_DATA) $(ARGS); \
+	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_10_SWEEP) $(TABLE_WANDB) && exit $$status
 
 # Every method's weight on held-out training data; writes $(FLOWERS_TUNED), which the tables read.
 tune-flowers: $(STAMP)
-	$(PY) scripts/train.py -m experiment=tune_flowers hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TUNE_FLOWERS_SWEEP) $(FLOWERS_DATA) && \
+	$(PY) scripts/train.py -m experiment=tune_flowers hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TUNE_FLOWERS_SWEEP) $(FLOWERS_DATA) $(ARGS) && \
 	$(PY) scripts/tune_summary.py $(TUNE_FLOWERS_SWEEP) --write $(FLOWERS_TUNED)
 
 table: $(STAMP)

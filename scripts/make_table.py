@@ -53,6 +53,10 @@ def main(argv=None) -> int:
     if args.wandb:
         log_table(frame, plots, str(table.runs["sweep"].iloc[0]), out, args.wandb_project,
                   args.wandb_entity, args.wandb_mode)
+        offline = sorted(out.rglob("offline-run-*"))
+        if offline:
+            print(f"{len(offline)} W&B offline runs (training runs and the table) under {out}; upload them with:\n"
+                  f"  wandb login && wandb sync $(find {out} -type d -name 'offline-run-*')")
     return 1 if args.strict and not table.missing.empty else 0
 
 

@@ -3,6 +3,8 @@ never stops a run."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import wandb
 from omegaconf import OmegaConf
@@ -57,3 +59,12 @@ def test_mode(monkeypatch):
     assert wandb_mode(None) == "online"
     with pytest.raises(ValueError, match="valid"):
         wandb_mode("bogus")
+
+
+@pytest.mark.parametrize("exp", ["mini_table", "flowers_table", "paper_cub200"])
+def test_table_experiments_log_to_wandb_offline_unless_told_not_to(exp):
+    from conftest import compose_cfg
+
+    cfg = compose_cfg([f"experiment={exp}", "method=finetune"], smoke=False)
+    assert cfg.logger.name == "wandb" and cfg.logger.mode in ("offline", os.environ.get("WANDB_MODE"))
+    assert compose_cfg([f"experiment={exp}", "method=finetune", "logger=csv"], smoke=False).logger.name == "csv"
