@@ -294,3 +294,16 @@ def test_health_warnings_threads_and_versions_are_shown(tmp_path):
     assert "runs differ in CPU threads (1, 2): a table is reproducible bit for bit only with the same launcher" in md
     assert ("runs differ in versions: code abcdef0123+dirty, numpy 2.1.0, torch 2.14.1 | "
             "code abcdef0123, numpy 2.1.0, torch 2.14.1.") in md
+
+
+def test_stage1_checks_plot(tmp_path):
+    root = tmp_path / "s1"
+    diag = {"disentangle_diagnostics_split": "test", "disentangle_relevant_test_acc": 80.0,
+            "source_probe_test_acc": 85.0, "disentangle_irrelevant_probe_test_acc": 12.0,
+            "disentangle_reference_gap": 0.3, "num_classes": 10}
+    for seed in (0, 1):
+        write_run(root, "l2", "digits", seed, 60.0)
+        write_run(root, "tred-max_mmd", "digits", seed, 61.0, extra=diag)
+    assert make_table([str(root)]) == 0
+    png = root / "plots" / "stage1_checks.png"
+    assert png.is_file() and mpimg.imread(png).shape[0] > 100

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tred.results import FINETUNE, Table, display_name, paired_columns  # noqa: E402
+from tred.results import FINETUNE, Table, display_name, method_order, paired_columns  # noqa: E402
 from tred.stats import NO_PAIRS  # noqa: E402
 
 STAGE1 = "disentangle"
@@ -176,6 +176,59 @@ def training_curves(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path
     return [_save(fig, out / "training_curves.png")]
 
 
+def stage1_checks(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
+    """Does stage 1 do what it says? Per TRED method (mean over its runs): the relevant head's
+    accuracy next to a probe on the full source feature (should be close), a probe on the
+    irrelevant part (should be near chance, the dashed line), and the reference gap (should be
+    well below 1)."""
+    from tred.io import read_json
+
+    rows = []
+    for r in runs[runs["method"].str.startswith("tred")].itertuples():
+        f = Path(sweep_dir) / r.run_dir / "result.json"
+        if not f.is_file():
+            continue
+        res = read_json(f)
+        split = res.get("disentangle_diagnostics_split", "test")
+        rows.append({"method": r.method, "relevant": res.get(f"disentangle_relevant_{split}_acc"),
+                     "source probe": res.get(f"source_probe_{split}_acc"),
+                     "irrelevant probe": res.get(f"disentangle_irrelevant_probe_{split}_acc"),
+                     "gap": res.get("disentangle_reference_gap"),
+                     "chance": 100.0 / res["num_classes"] if res.get("num_classes") else math.nan})
+    if not rows:
+        return []
+    df = pd.DataFrame(rows).groupby("method").mean(numeric_only=True)
+    methods = method_order(list(df.index))
+    bars = ["relevant", "source probe", "irrelevant probe"]
+    fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.5 * len(methods) + 1.5),
+                                     gridspec_kw={"width_ratios": [3, 1]})
+    y = np.arange(len(methods))
+    h = 0.8 / len(bars)
+    for i, b in enumerate(bars):
+        ax.barh(y + (i - 1) * h, df.loc[methods, b].astype(float), h, label=b)
+    chance = df["chance"].dropna()
+    if len(chance):
+        ax.axvline(float(chance.mean()), color="black", ls="--", lw=1, label="chance")
+    ax.set_yticks(y, [display_name(m) for m in methods])
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy on the diagnostics split (%)")
+    ax.set_title("Stage 1: z_r should keep the target information, z_i lose it")
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    gaps = df.loc[methods, "gap"].astype(float)
+    ax_gap.scatter(gaps, y, color="black", zorder=3)
+    ax_gap.axvline(1.0, color="red", ls="--", lw=1)
+    ax_gap.set_xscale("log")
+    finite = gaps[np.isfinite(gaps) & (gaps > 0)]
+    ax_gap.set_xlim(min(1e-2, float(finite.min()) / 2) if len(finite) else 1e-2,
+                    max(1e2, float(finite.max()) * 2) if len(finite) else 1e2)
+    ax_gap.set_ylim(len(methods) - 0.5, -0.5)
+    ax_gap.set_yticks(y, [""] * len(methods))
+    ax_gap.set_title("reference gap\n(1 = as far from z as zero)")
+    ax_gap.grid(axis="x", alpha=0.3)
+    return [_save(fig, out / "stage1_checks.png")]
+
+
 def _method_colors(methods) -> dict:
     cmap = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
     return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
@@ -184,7 +237,8 @@ def _method_colors(methods) -> dict:
 def all_plots(table: Table, sweep_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     return [*accuracy_bars(table, out), *accuracy_vs_rate(table, out), *paired_differences(table, out),
-            *training_curves(table.runs, sweep_dir, out), *stage1_diagnostics(table.runs, sweep_dir, out)]
+            *training_curves(table.runs, sweep_dir, out), *stage1_checks(table.runs, sweep_dir, out),
+            *stage1_diagnostics(table.runs, sweep_dir, out)]
 
 
 def _save(fig, path: Path) -> Path:
