@@ -307,3 +307,15 @@ def test_stage1_checks_plot(tmp_path):
     assert make_table([str(root)]) == 0
     png = root / "plots" / "stage1_checks.png"
     assert png.is_file() and mpimg.imread(png).shape[0] > 100
+
+
+def test_cost_note_from_the_runs_own_times(tmp_path):
+    root = tmp_path / "c"
+    for seed, (wall, s1, ft, gap) in enumerate([(100.0, 10.0, 80.0, 0.5), (200.0, 30.0, 150.0, 2.0)]):
+        write_run(root, "l2", "digits", seed, 60.0, extra={"wall_time_s": 3600.0 + seed})
+        write_run(root, "tred-max_mmd", "digits", seed, 61.0, extra={
+            "wall_time_s": wall, "stage1_time_s": s1, "finetune_time_s": ft, "disentangle_reference_gap": gap})
+    md = to_markdown(build_table(root))
+    # 3600 + 3601 + 100 + 200 = 7501 s; median of (100, 200, 3600, 3601) = 1900 s; 10/80, 30/150
+    assert ("Cost: 4 completed runs, 2h05m of run time in all (sum of wall_time_s), median 31m40s per run; "
+            "TRED stage 1 = 12-20% of the fine-tuning time, reference gap 0.5-2.") in md

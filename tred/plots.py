@@ -195,9 +195,10 @@ def stage1_checks(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
                      "irrelevant probe": res.get(f"disentangle_irrelevant_probe_{split}_acc"),
                      "gap": res.get("disentangle_reference_gap"),
                      "chance": 100.0 / res["num_classes"] if res.get("num_classes") else math.nan})
+    rows = [r for r in rows if r["relevant"] is not None and r["source probe"] is not None]
     if not rows:
         return []
-    df = pd.DataFrame(rows).groupby("method").mean(numeric_only=True)
+    df = pd.DataFrame(rows).set_index("method").astype(float).groupby(level=0).mean()
     methods = method_order(list(df.index))
     bars = ["relevant", "source probe", "irrelevant probe"]
     fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.5 * len(methods) + 1.5),

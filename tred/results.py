@@ -135,7 +135,8 @@ def _read_result(path: Path) -> dict:
         raise TableError(f"{path} was scored on a held-out part of the training split "
                          "(dataset.validation=true): a tuning run, not a test result; summarize a tuning "
                          "sweep with scripts/tune_summary.py")
-    out = {k: res.get(k) for k in [*need, "test_acc", "error", "threads"]}
+    out = {k: res.get(k) for k in [*need, "test_acc", "error", "threads", "wall_time_s", "stage1_time_s",
+                                   "finetune_time_s", "disentangle_reference_gap"]}
     warnings = res.get("warnings") or []
     out["warnings"] = "; ".join(map(str, warnings)) if isinstance(warnings, list) else str(warnings)
     versions = dict(res.get("versions") or {})
@@ -453,6 +454,32 @@ def provenance_note(table: Table) -> str:
     return ("Runs: " + "; ".join(parts) + ".") if parts else ""
 
 
+def cost_note(table: Table) -> str:
+    """What the completed runs cost, from their own `wall_time_s` (the sum is CPU- or GPU-time of
+    one job at a time; a parallel sweep's wall clock is shorter), and TRED's stage-1 share."""
+    done = table.runs[table.runs["status"] == "completed"]
+    if "wall_time_s" not in done or done["wall_time_s"].isna().all():
+        return ""
+    wall = done["wall_time_s"].dropna()
+    text = (f"Cost: {len(wall)} completed runs, {_duration(wall.sum())} of run time in all "
+            f"(sum of wall_time_s), median {_duration(wall.median())} per run")
+    tred = done[done["method"].str.startswith("tred") & done["stage1_time_s"].notna() & (done["finetune_time_s"] > 0)]
+    if len(tred):
+        share = 100 * tred["stage1_time_s"] / tred["finetune_time_s"]
+        text += f"; TRED stage 1 = {share.min():.0f}-{share.max():.0f}% of the fine-tuning time"
+        gaps = tred["disentangle_reference_gap"].dropna()
+        if len(gaps):
+            text += f", reference gap {gaps.min():.2g}-{gaps.max():.2g}"
+    return text + "."
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
 def caption(table: Table) -> str:
     return (f"Top-1 test accuracy (%), mean ± std over {len(table.grid.seeds)} seeds "
             f"(n = seeds completed when fewer); best per column in bold; "
@@ -502,7 +529,8 @@ def to_markdown(table: Table) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in _cells(table, "md")]
     out = [*lines, "", caption(table)]
-    out += [n for n in (weights_caption(table), missing_note(table), health_note(table), provenance_note(table)) if n]
+    out += [n for n in (weights_caption(table), missing_note(table), health_note(table), provenance_note(table),
+                        cost_note(table)) if n]
     if table.paired:
         ph = ["Δ vs Fine-tune", *paired_columns(table)]
         out += ["", "| " + " | ".join(ph) + " |", "|" + "|".join([":---"] + [":---:"] * (len(ph) - 1)) + "|"]
@@ -518,7 +546,8 @@ def to_latex(table: Table) -> str:
              " & ".join(header) + " \\\\", "\\midrule"]
     lines += [" & ".join(r) + " \\\\" for r in _cells(table, "tex")]
     lines += ["\\bottomrule", "\\end{tabular}", ""]
-    for i, note in enumerate(n for n in (weights_caption(table), health_note(table), provenance_note(table)) if n):
+    for i, note in enumerate(n for n in (weights_caption(table), health_note(table), provenance_note(table),
+                                         cost_note(table)) if n):
         lines.insert(2 + i, f"% {note}")
     if table.paired:
         cols = paired_columns(table)
