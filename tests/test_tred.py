@@ -105,6 +105,28 @@ def test_reference_gap_is_the_distance_of_e_r_to_the_map():
     assert gap() == pytest.approx(float(((1.0 - data.x) ** 2).mean() / (data.x ** 2).mean()), rel=1e-6)
 
 
+@pytest.mark.parametrize("kept, irrelevant_informative", [((0, 1), False), ((2, 3, 4, 5, 6, 7), True)])
+def test_irrelevant_probe_says_whether_z_i_still_holds_the_label(kept, irrelevant_informative):
+    """A mask split keeping channels `kept` in z_r: the label lives in channels 0 and 1, so a
+    probe on pool(z_i) is at chance when z_r keeps them and accurate when z_i does."""
+    cfg = OmegaConf.structured(DisentangleConfig(name="max_mmd", probe_steps=200, probe_lr=0.05,
+                                                 diagnostics_split="train", parts="mask"))
+    data = ChannelData(n=256)
+    train = ({"feat": data.x}, data.y)
+    model = Disentangler({"feat": 8}, 2, parts="mask").eval()
+    last = model["feat"].relevant[-1]
+    with torch.no_grad():  # sigmoid(E_r(z)) = 1 on `kept`, 0 elsewhere
+        last.weight.zero_()
+        last.bias.fill_(-30.0)
+        last.bias[list(kept)] = 30.0
+    scores = evaluate_stage1(cfg, model, None, ["feat"], data, train, 2, 0, "cpu")[0]["feat"]
+    assert scores["probe_acc"] >= 90
+    if irrelevant_informative:
+        assert scores["irrelevant_probe_acc"] >= 90
+    else:
+        assert scores["irrelevant_probe_acc"] <= 70  # chance is 50 (noise channels only)
+
+
 def make_tred(reference="relevant", alpha=0.3, beta=0.2):
     cfg = OmegaConf.structured(REGISTRY["tred"].Config(alpha=alpha, beta=beta, layers=["feat"], reference=reference))
     return REGISTRY["tred"](cfg)
@@ -150,7 +172,7 @@ SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle
                 "disentangle.club_hidden=32"]
 DIAGNOSTICS = ["disentangle_ce", "disentangle_acc", "disentangle_rec", "disentangle_mmd2", "disentangle_mi",
                "disentangle_relevant_test_acc", "source_probe_test_acc", "disentangle_cache_hit", "stage1_time_s",
-               "disentangle_reference_gap",
+               "disentangle_reference_gap", "disentangle_irrelevant_probe_test_acc",
                "finetune_time_s"]
 
 

@@ -105,7 +105,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     model.to(device)
     source.to(device)
 
-    info: dict = {"train_size": data.train_size, "test_size": data.test_size, "device": str(device)}
+    info: dict = {"train_size": data.train_size, "test_size": data.test_size, "num_classes": data.num_classes,
+                  "device": str(device)}
     ctx = SetupContext(model, source, data, cfg, device, run_dir, Path(cfg.cache_dir), metrics)
     t0 = time.perf_counter()
     for r in regs:

@@ -14,7 +14,7 @@ from tred.disentangle.train import evaluate_stage1, train_disentangler
 
 log = logging.getLogger(__name__)
 CACHE_KIND = "disentangler"
-CACHE_VERSION = 2  # bump when the stage-1 code changes what it computes (2: reference_gap)
+CACHE_VERSION = 3  # bump when the stage-1 code changes what it computes (2: reference_gap, 3: irrelevant probe)
 # A reference gap above this is reported as degenerate (E_r(z) further from z than zero is).
 GAP_WARNING = 1.0
 SAVED = "disentangler.pt"
@@ -56,6 +56,7 @@ def summary(entry: dict, layers, split: str) -> dict:
         "disentangle_diagnostics_images": entry["diagnostics_images"],
         f"disentangle_relevant_{split}_acc": mean("relevant_acc"),
         f"source_probe_{split}_acc": mean("probe_acc"),
+        f"disentangle_irrelevant_probe_{split}_acc": mean("irrelevant_probe_acc"),
         "disentangle_reference_gap": mean("reference_gap"),
         "disentangle_train_time_s": entry["train_time_s"],
         "disentangle_eval_time_s": entry["eval_time_s"],

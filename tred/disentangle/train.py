@@ -171,11 +171,15 @@ def pooled(fm: torch.Tensor) -> torch.Tensor:
 
 def evaluate_stage1(cfg, model: Disentangler, source, layers, data, train, num_classes: int, seed: int,
                     device, eval_batch_size: int = 256) -> dict[str, dict[str, float]]:
-    """Per layer: accuracy of h_r(pool(E_r(z))) and of a linear probe on pool(z) (the full source
-    feature), the probe fitted on the training split, both measured on the first
-    `cfg.diagnostics_max_images` images (null: all) of `cfg.diagnostics_split`; and the
-    reference gap mean (E_r(z) - z)^2 / mean z^2 there (how far stage 2's reference is from the
-    source map: 0 = the map itself, 1 = as far as zero is)."""
+    """Per layer, the three checks of a stage 1 that does what it says, measured on the first
+    `cfg.diagnostics_max_images` images (null: all) of `cfg.diagnostics_split`:
+    - the relevant part keeps the target information: accuracy of h_r(pool(E_r(z))) next to a
+      linear probe on pool(z), the full source feature (`relevant_acc`, `probe_acc`);
+    - the irrelevant part loses it: a linear probe on pool(z_i) (`irrelevant_probe_acc`; near
+      chance, 100 / classes, when the split works);
+    - the reference stays close to the source map: the gap mean (E_r(z) - z)^2 / mean z^2
+      (0 = the map itself, 1 = as far as zero is).
+    The probes are fitted on the training split's maps."""
     if cfg.diagnostics_split not in DIAGNOSTIC_SPLITS:
         raise ConfigError(f"disentangle.diagnostics_split={cfg.diagnostics_split!r}; valid: {list(DIAGNOSTIC_SPLITS)}")
     cap = cfg.diagnostics_max_images
@@ -187,9 +191,12 @@ def evaluate_stage1(cfg, model: Disentangler, source, layers, data, train, num_c
     for layer in layers:
         m, z = model[layer], evaluated[0][layer]
         with torch.no_grad():
-            z_r = m.relevant_part(z)
+            z_r, z_i = m(z)
+            z_i_train = m(train[0][layer])[1]
         gap = float(((z_r - z) ** 2).mean() / (z ** 2).mean().clamp_min(1e-12))
         probe = fit_probe(pooled(train[0][layer]), train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed)
+        probe_i = fit_probe(pooled(z_i_train), train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed)
         out[layer] = {"relevant_acc": accuracy(m.head, pooled(z_r), evaluated[1]),
-                      "probe_acc": accuracy(probe, pooled(z), evaluated[1]), "reference_gap": gap}
+                      "probe_acc": accuracy(probe, pooled(z), evaluated[1]),
+                      "irrelevant_probe_acc": accuracy(probe_i, pooled(z_i), evaluated[1]), "reference_gap": gap}
     return out, len(evaluated[1])
