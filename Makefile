@@ -6,7 +6,7 @@ STAMP       := $(VENV)/.installed
 # torch comes first so that pip resolves the wheel you want (override for your CUDA / CPU build).
 TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 SWEEP       ?= outputs/sweeps/mini_table
-# Launcher of `make reproduce-table`: parallel (joblib; TRED_JOBS=2 jobs x 1 thread: measured ~1.2-1.4x the
+# Launcher of `make reproduce-table`: parallel (joblib; TRED_JOBS=2 jobs x 1 thread: measured 1.14-1.39x the
 # throughput of 1 job x 2 threads on a 2-core CPU) or basic (one job at a time).
 LAUNCHER    ?= parallel
 export HF_HUB_OFFLINE ?= 1
