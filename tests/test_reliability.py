@@ -341,3 +341,27 @@ def test_a_setting_added_later_with_its_default_is_no_difference():
     assert config_diff(old, new) == []
     changed = {"seed": 0, "dataset": {"name": "digits", "sample_rate": 1.0, "validation": True}}
     assert config_diff(old, changed) == ["dataset.validation: '<unset>' -> True"]
+
+
+def test_divergence_inside_bss_is_the_non_finite_loss_error(tmp_path, monkeypatch):
+    """NaN features (logits still finite) reach BSS's SVD at iteration 2: the run fails with the
+    engine's message naming the iteration and the term, not torch's _LinAlgError."""
+    from tred.models.network import TransferNet
+
+    calls = []
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        logits = self.head(feats)
+        if self.training:
+            calls.append(1)
+            if len(calls) > 2:
+                feats = feats.clone()
+                feats[0, 0] = float("nan")
+        return logits, feats
+
+    monkeypatch.setattr(TransferNet, "forward", forward)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration 2: term\(s\) \['bss'\] = \[nan\]"):
+        run(make_cfg(tmp_path, ["regularizer=bss"]), tmp_path / "run")
+    result = read_json(tmp_path / "run" / "result.json")
+    assert result["status"] == "failed" and result["error"].startswith("NonFiniteLossError: non-finite loss at iteration 2")
