@@ -24,7 +24,7 @@ from tred.engine.evaluate import evaluate
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError
-from tred.io import read_json, write_json
+from tred.io import atomic_write, read_json, remove_stray_temps, write_json
 from tred.loggers import build_sinks
 from tred.models import build_models, resolve_layers
 from tred.regularizers import SetupContext, build_regularizers
@@ -156,8 +156,10 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
         resume = ckpt.load()  # refuses a checkpoint of another config, before any work
     else:
         ckpt.clear()
+    for name in (RESULT, CONFIG):
+        remove_stray_temps(run_dir / name)  # of a process killed (SIGKILL) while writing it
     (run_dir / RESULT).unlink(missing_ok=True)
-    OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+    atomic_write(run_dir / CONFIG, lambda fh: OmegaConf.save(cfg, fh, resolve=True))
 
     result = result_stub(cfg)
     sinks = build_sinks(cfg, run_dir, result)  # never raises: W&B is optional
