@@ -27,6 +27,7 @@ from tred.errors import ConfigError
 from tred.io import atomic_write, read_json, remove_stray_temps, write_json
 from tred.loggers import build_sinks
 from tred.models import build_models, resolve_layers
+from tred.provenance import provenance
 from tred.regularizers import SetupContext, build_regularizers
 from tred.runlock import RunLock, StopSignals
 
@@ -131,6 +132,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     metrics.log({"stage": "eval", "iter": trainer.iteration, **scores})
     info.update(scores)
     info["iters"] = trainer.iteration
+    # Results depend on it (float reductions), identity does not (docs/reliability.md): this process's.
+    info["threads"] = torch.get_num_threads()
     return info
 
 
@@ -161,7 +164,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     (run_dir / RESULT).unlink(missing_ok=True)
     atomic_write(run_dir / CONFIG, lambda fh: OmegaConf.save(cfg, fh, resolve=True))
 
-    result = result_stub(cfg)
+    result = {**result_stub(cfg), **provenance()}  # the code that runs now (informational, not identity)
     sinks = build_sinks(cfg, run_dir, result)  # never raises: W&B is optional
     metrics = MetricsLog(run_dir / METRICS, sinks)
     start = time.perf_counter()
