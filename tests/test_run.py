@@ -39,6 +39,7 @@ def test_smoke_run_writes_the_contract(tmp_path, smoke):
     assert result["versions"]["torch"] == torch.__version__
     code = result["code_version"]  # the tests run from a git checkout
     assert len(code["commit"]) == 40 and isinstance(code["dirty"], bool)
+    assert isinstance(result["warnings"], list)
     on_disk = json.loads((run / "result.json").read_text())
     assert on_disk["test_acc"] == result["test_acc"]
     metrics = pd.read_csv(run / "metrics.csv")

@@ -21,6 +21,7 @@ from tred.config import method_name, validate
 from tred.data import build_data
 from tred.engine.checkpoint import Checkpointer, config_diff
 from tred.engine.evaluate import evaluate
+from tred.engine.health import health_warnings
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError
@@ -134,6 +135,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     info["iters"] = trainer.iteration
     # Results depend on it (float reductions), identity does not (docs/reliability.md): this process's.
     info["threads"] = torch.get_num_threads()
+    info["warnings"] = health_warnings(metrics.rows, scores["test_acc"], data.num_classes,
+                                       "val" if cfg.dataset.validation else "test")
+    for w in info["warnings"]:
+        log.warning("%s", w)
     return info
 
 
