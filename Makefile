@@ -38,22 +38,7 @@ test-slow: $(STAMP)
 
 # Finished runs are skipped, so this resumes an interrupted sweep; the table is built even when
 # some runs failed (they show as missing), then the sweep's failure status is returned.
-reproduce-# The Flowers-102 table at 5 training images per class, with the weights in $(FLOWERS_TUNED).
-flowers-table: $(STAMP)
-	$(PY) scripts/train.py -m experiment=flowers_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_SWEEP) $(FLOWERS_DATA); \
-	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_SWEEP) && exit $$status
-
-# The same at 10 per class (its own target: both budgets do not fit one 90-minute budget on 2 cores).
-flowers-table-10: $(STAMP)
-	$(PY) scripts/train.py -m experiment=flowers_table_10 hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_10_SWEEP) $(FLOWERS_DATA); \
-	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_10_SWEEP) && exit $$status
-
-# Every method's weight on held-out training data; writes $(FLOWERS_TUNED), which the tables read.
-tune-flowers: $(STAMP)
-	$(PY) scripts/train.py -m experiment=tune_flowers hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TUNE_FLOWERS_SWEEP) $(FLOWERS_DATA) && \
-	$(PY) scripts/tune_summary.py $(TUNE_FLOWERS_SWEEP) --write $(FLOWERS_TUNED)
-
-table: $(STAMP)
+reproduce-table: $(STAMP)
 	$(PY) scripts/train.py -m experiment=mini_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(SWEEP); \
 	status=$$?; $(PY) scripts/make_table.py $(SWEEP) && exit $$status
 
