@@ -77,6 +77,10 @@ class DisentangleConfig:
     weight_decay: float = 0.0
     augment: bool = False
     rec_weight: float = 1.0
+    # Divide the reconstruction error by mean z^2 (scale-free, as the reference gap is).
+    rec_normalize: bool = False
+    # tie_weight * mean (z_r - z)^2 / mean z^2: keeps the reference near the source map.
+    tie_weight: float = 0.0
     mmd_weight: float = 1.0
     mi_weight: float = 0.01
     kernel_alphas: list = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0])

@@ -60,6 +60,20 @@ def delta_penalty(fm_t: torch.Tensor, fm_s: torch.Tensor, channel_weights: torch
     return 0.5 * c * (sq * channel_weights.detach().to(sq.dtype).view(1, c)).sum()
 
 
+def relative_penalty(fm_t: torch.Tensor, ref: torch.Tensor, fm_s: torch.Tensor,
+                     channel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Scale-free feature-map distance, for one layer: the DELTA distance of the batch divided by
+    the same sum over the source map itself,
+
+        sum_{b,c} C W_c ||fm_t[b,c] - ref[b,c]||^2 / sum_{b,c} C W_c ||fm_s[b,c]||^2,
+
+    so 1 means "as far from the reference as the source map is from zero", whatever the layer's
+    magnitude, channel count, resolution or batch size (DELTA's own distance grows with all four).
+    """
+    return delta_penalty(fm_t, ref, channel_weights) / delta_penalty(
+        fm_s.detach(), torch.zeros_like(fm_s), channel_weights).clamp_min(1e-12)
+
+
 def bss_penalty(features: torch.Tensor, k: int = 1) -> torch.Tensor:
     """Batch spectral shrinkage (Chen et al., NeurIPS 2019).
 
