@@ -23,7 +23,7 @@ FLOWERS_10_SWEEP    ?= outputs/sweeps/flowers_table_10
 TUNE_FLOWERS_SWEEP  ?= outputs/sweeps/tune_flowers
 FLOWERS_TUNED       ?= configs/tuned/flowers102.yaml
 
-.PHONY: install test test-slow reproduce-table table bench clean flowers-table flowers-table-10 tune-flowers
+.PHONY: install test test-slow reproduce-table table sweep-status bench clean flowers-table flowers-table-10 tune-flowers
 
 install: $(STAMP)
 
@@ -63,6 +63,11 @@ tune-flowers: $(STAMP)
 
 table: $(STAMP)
 	$(PY) scripts/make_table.py $(SWEEP)
+
+# Completed / running / failed / interrupted / not started runs of a sweep (also while it runs),
+# the failures' reasons and an ETA; jobs in parallel from TRED_JOBS (default 1).
+sweep-status: $(STAMP)
+	$(PY) scripts/sweep_status.py $(SWEEP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py

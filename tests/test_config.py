@@ -56,3 +56,13 @@ def test_method_names():
     assert method_name({"l2": {}}) == "l2"
     assert method_name({"l2sp": {}, "bss": {}}) == "l2sp+bss"
     assert method_name({"tred": {}}, "max_mmd") == "tred-max_mmd"
+
+
+@pytest.mark.parametrize("override", ["regularizer=[l2sp,l2sp]", "regularizer=[l2sp, bss, l2sp]", "+regularizer=[bss,bss]"])
+def test_a_regularizer_listed_twice_is_refused(override):
+    """Hydra merges a repeated option into one (the composed config shows a single l2sp)."""
+    cfg = compose_cfg(["regularizer=[l2sp,bss]"])
+    with pytest.raises(ConfigError, match=r"^\+?regularizer=.* names (`l2sp`|`bss`) more than once; list each "
+                                          r"regularizer once"):
+        validate(cfg, explicit=[override])
+    validate(cfg, explicit=["regularizer=[l2sp,bss]", "regularizer.l2sp.alpha=0.1"])

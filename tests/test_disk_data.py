@@ -161,3 +161,24 @@ def test_loader_throughput_counts_images(tmp_path):
     fake_trees.cub200(tmp_path, per_class=(4, 1), classes=3)
     out = loader_throughput(build_disk(dcfg("cub200", tmp_path, num_classes=3), seed=0), 4, 5)
     assert out["loader_images"] == 20 and out["loader_images_per_s"] > 0
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_image_folder_empty_class_folder_is_an_error(tmp_path, split):
+    """An empty class folder would be a class without images (a 4-way head for 3 classes)."""
+    fake_trees.image_folder(tmp_path, per_class=4, classes=3, split=split)
+    empty = tmp_path / ("train" if split else "") / "class3"
+    empty.mkdir()
+    (tmp_path / ("train" if split else "") / ".ipynb_checkpoints").mkdir()  # hidden: not a class
+    with pytest.raises(DataError, match=rf"class folder {empty} holds no images") as err:
+        build_disk(dcfg("image_folder", tmp_path), seed=0)
+    assert "\n" not in str(err.value)
+    empty.rmdir()
+    assert build_disk(dcfg("image_folder", tmp_path), seed=0).num_classes == 3
+
+
+def test_image_folder_test_class_unknown_to_train_is_an_error(tmp_path):
+    fake_trees.image_folder(tmp_path, per_class=2, classes=2, split=True)
+    fake_trees.jpeg(tmp_path / "test" / "class9" / "0.png")
+    with pytest.raises(DataError, match=r"test/class9 is not a class of .*train"):
+        build_disk(dcfg("image_folder", tmp_path), seed=0)

@@ -115,3 +115,16 @@ def test_head_l2_by_hand():
         head.weight.copy_(torch.tensor([[1.0, -2.0], [0.0, 3.0]]))
         head.bias.fill_(10.0)
     assert head_l2_penalty(head).item() == pytest.approx(0.5 * 14)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_bss_of_non_finite_features_is_nan_not_a_linalg_error(bad):
+    """LAPACK's SVD raises on NaN input; the penalty returns NaN so that the training loop's
+    non-finite-loss check names the iteration and the term, as for every other term."""
+    f = torch.randn(6, 10, requires_grad=True)
+    bad_f = f.detach().clone()
+    bad_f[2, 3] = bad
+    assert torch.isnan(bss_penalty(bad_f, 2))
+    value = bss_penalty(f, 2)  # finite features: unchanged, gradient flows
+    value.backward()
+    assert torch.isfinite(value) and f.grad is not None and torch.isfinite(f.grad).all()

@@ -341,3 +341,65 @@ def test_a_setting_added_later_with_its_default_is_no_difference():
     assert config_diff(old, new) == []
     changed = {"seed": 0, "dataset": {"name": "digits", "sample_rate": 1.0, "validation": True}}
     assert config_diff(old, changed) == ["dataset.validation: '<unset>' -> True"]
+
+
+def test_divergence_inside_bss_is_the_non_finite_loss_error(tmp_path, monkeypatch):
+    """NaN features (logits still finite) reach BSS's SVD at iteration 2: the run fails with the
+    engine's message naming the iteration and the term, not torch's _LinAlgError."""
+    from tred.models.network import TransferNet
+
+    calls = []
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        logits = self.head(feats)
+        if self.training:
+            calls.append(1)
+            if len(calls) > 2:
+                feats = feats.clone()
+                feats[0, 0] = float("nan")
+        return logits, feats
+
+    monkeypatch.setattr(TransferNet, "forward", forward)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration 2: term\(s\) \['bss'\] = \[nan\]"):
+        run(make_cfg(tmp_path, ["regularizer=bss"]), tmp_path / "run")
+    result = read_json(tmp_path / "run" / "result.json")
+    assert result["status"] == "failed" and result["error"].startswith("NonFiniteLossError: non-finite loss at iteration 2")
+
+
+WRITER = ("import os, signal, sys\nfrom tred.io import atomic_write\n"
+          "def write(fh):\n"
+          "    if sys.argv[2] == 'after': fh.write('{\"status\": \"completed\"}')\n"
+          "    os.kill(os.getpid(), signal.SIGTERM)  # default action: the process dies at once\n"
+          "    if sys.argv[2] == 'before': fh.write('{\"status\": \"completed\"}')\n"
+          "atomic_write(sys.argv[1], write)\nprint('unreachable')\n")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_sigterm_during_an_atomic_write_leaves_no_temp_file(tmp_path, when):
+    """A kill (SIGTERM, default action) inside the final write left a 0-byte .result.json.*.tmp;
+    now the signal waits for the write to end, then takes effect: whole file, no temp file."""
+    target = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, "-c", WRITER, str(target), when], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == -signal.SIGTERM and "unreachable" not in proc.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    assert read_json(target) == {"status": "completed"}
+
+
+def test_failed_atomic_write_removes_its_temp_file_and_keeps_the_old_file(tmp_path):
+    from tred.io import atomic_write, write_json
+
+    write_json(tmp_path / "result.json", {"v": 1})
+    fds = len(os.listdir("/proc/self/fd"))
+
+    def boom(fh):
+        fh.write("{half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(tmp_path / "result.json", boom)
+    with pytest.raises(ValueError):
+        atomic_write(tmp_path / "result.json", boom, mode="not-a-mode")  # os.fdopen fails: fd closed too
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"] and read_json(tmp_path / "result.json") == {"v": 1}
+    assert len(os.listdir("/proc/self/fd")) == fds  # no descriptor leaked

@@ -22,11 +22,24 @@ def train(*args, cwd=ROOT):
 
 
 def test_smoke_run_writes_the_contract(tmp_path, smoke):
+    import torch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for stale in (".result.json.x1.tmp", ".config.yaml.x2.tmp"):  # left by a SIGKILL while writing
+        (run / stale).write_bytes(b"")
     result = smoke()
     assert CONTRACT <= set(result)
     assert result["status"] == "completed" and result["iters"] == 4 and result["disentangle"] is None
     assert 0 <= result["test_acc"] <= 100
-    run = tmp_path / "run"
+    assert not list(run.glob(".*.tmp"))
+    # provenance (informational): thread count, code version, library versions
+    assert result["threads"] == torch.get_num_threads() and result["device"] == "cpu"
+    assert set(result["versions"]) == {"python", "torch", "torchvision", "timm", "numpy"}
+    assert result["versions"]["torch"] == torch.__version__
+    code = result["code_version"]  # the tests run from a git checkout
+    assert len(code["commit"]) == 40 and isinstance(code["dirty"], bool)
+    assert isinstance(result["warnings"], list)
     on_disk = json.loads((run / "result.json").read_text())
     assert on_disk["test_acc"] == result["test_acc"]
     metrics = pd.read_csv(run / "metrics.csv")
@@ -81,3 +94,26 @@ def test_bad_input_fails_before_training(tmp_path, override, message):
     assert "Traceback" not in out.stderr
     result = run_dir / "result.json"
     assert not result.exists() or json.loads(result.read_text())["status"] == "failed"
+
+
+def test_code_version_is_none_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
+    from tred.provenance import code_version
+
+    assert code_version(tmp_path) is None  # not a git checkout
+    venv = tmp_path / "repo" / ".venv"
+    venv.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
+    (tmp_path / "repo" / ".gitignore").write_text(".venv/\n")
+    assert code_version(venv) is None  # inside a checkout, but not tracked by it (an installed package)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no git at all: never fails the run
+    assert code_version() is None
+
+
+def test_provenance_is_not_part_of_a_runs_identity(tmp_path, smoke):
+    """Another code version or thread count in result.json does not stop the skip."""
+    first = smoke("trainer.max_iters=1", "dataset.test_per_class=5")
+    res = tmp_path / "run" / "result.json"
+    res.write_text(json.dumps({**json.loads(res.read_text()), "code_version": {"commit": "0" * 40, "dirty": True},
+                               "threads": 99, "versions": {"torch": "0.0"}}))
+    again = smoke("trainer.max_iters=1", "dataset.test_per_class=5", "trainer.threads=1")
+    assert again["skipped"] and again["test_acc"] == first["test_acc"]

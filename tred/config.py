@@ -77,6 +77,10 @@ class DisentangleConfig:
     weight_decay: float = 0.0
     augment: bool = False
     rec_weight: float = 1.0
+    # Divide the reconstruction error by mean z^2 (scale-free, as the reference gap is).
+    rec_normalize: bool = False
+    # tie_weight * mean (z_r - z)^2 / mean z^2: keeps the reference near the source map.
+    tie_weight: float = 0.0
     mmd_weight: float = 1.0
     mi_weight: float = 0.01
     kernel_alphas: list = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0])
@@ -172,6 +176,27 @@ def _explicit_keys(overrides) -> set[str]:
     return {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
 
 
+def check_overrides(overrides) -> None:
+    """What the composed config can no longer show: Hydra merges a group option listed twice
+    (`regularizer=[l2sp,l2sp]` composes to one l2sp), so a repeated regularizer is refused here."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            (ov,) = parser.parse_overrides([str(text)])
+        except Exception:  # noqa: BLE001 - not ours to report: Hydra rejects a malformed override itself
+            continue
+        if ov.key_or_group != "regularizer" or ov.is_sweep_override() or not isinstance(ov.value(), list):
+            continue
+        names = [str(v) for v in ov.value()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(
+                f"{text} names {', '.join(f'`{n}`' for n in twice)} more than once; list each regularizer "
+                f"once (a term's strength is its weight, e.g. regularizer.{twice[0]}.<weight>)")
+
+
 def validate(cfg: DictConfig, explicit=()) -> DictConfig:
     """Return a validated copy of `cfg` (defaults filled in) or raise `ConfigError`.
 
@@ -181,6 +206,7 @@ def validate(cfg: DictConfig, explicit=()) -> DictConfig:
     """
     from tred.regularizers import REGISTRY  # late: regularizers import this module's errors
 
+    check_overrides(explicit)
     raw = OmegaConf.to_container(cfg, resolve=True)
     plain = lambda node: OmegaConf.to_container(node)  # noqa: E731
     top = {k: v for k, v in raw.items() if k not in GROUP_SCHEMAS and k != "regularizer"}

@@ -15,3 +15,7 @@ class DataError(TredError):
 
 class NonFiniteLossError(TredError):
     """A loss term became NaN or infinite during training."""
+
+
+class OutputError(TredError):
+    """The run directory cannot be written (read-only, no permission, full disk)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,12 +22,14 @@ from tred.config import method_name, validate
 from tred.data import build_data
 from tred.engine.checkpoint import Checkpointer, config_diff
 from tred.engine.evaluate import evaluate
+from tred.engine.health import health_warnings
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
-from tred.errors import ConfigError
-from tred.io import read_json, write_json
+from tred.errors import ConfigError, OutputError
+from tred.io import atomic_write, read_json, remove_stray_temps, write_json
 from tred.loggers import build_sinks
 from tred.models import build_models, resolve_layers
+from tred.provenance import provenance
 from tred.regularizers import SetupContext, build_regularizers
 from tred.runlock import RunLock, StopSignals
 
@@ -50,7 +53,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
-    """The result of a finished run of this config in `run_dir`, if there is one.
+    """The result of a finished run of this config in `run_dir`, if there is one (reads only).
 
     A completed result of a different config is never overwritten silently: ConfigError.
     """
@@ -61,8 +64,6 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
         result = read_json(res)
     except (OSError, ValueError):
         return None
-    if result.get("status") == "failed":
-        log.warning("re-running %s: the previous attempt failed: %s", run_dir, result.get("error"))
     if result.get("status") != "completed":
         return None
     diff = config_diff(OmegaConf.to_container(OmegaConf.load(saved)), OmegaConf.to_container(cfg, resolve=True))
@@ -70,6 +71,15 @@ def completed_result(run_dir: Path, cfg: DictConfig) -> dict | None:
         raise ConfigError(f"{run_dir} holds a completed run of a different config ({'; '.join(diff)}); "
                           "pass resume=never to replace it, or use another run directory")
     return result
+
+
+def warn_if_failed(run_dir: Path) -> None:
+    try:
+        result = read_json(run_dir / RESULT)
+    except (OSError, ValueError):
+        return
+    if isinstance(result, dict) and result.get("status") == "failed":
+        log.warning("re-running %s: the previous attempt failed: %s", run_dir, result.get("error"))
 
 
 def result_stub(cfg: DictConfig) -> dict:
@@ -132,35 +142,91 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     metrics.log({"stage": "eval", "iter": trainer.iteration, **scores})
     info.update(scores)
     info["iters"] = trainer.iteration
+    # Results depend on it (float reductions), identity does not (docs/reliability.md): this process's.
+    info["threads"] = torch.get_num_threads()
+    info["warnings"] = health_warnings(metrics.rows, scores["test_acc"], data.num_classes,
+                                       "val" if cfg.dataset.validation else "test")
+    for w in info["warnings"]:
+        log.warning("%s", w)
     return info
 
 
-def run(cfg: DictConfig, run_dir: str | os.PathLike, explicit=()) -> dict:
+def run(cfg: DictConfig, run_dir: str | os.PathLike, explicit=(), on_start=None) -> dict:
     """Train and evaluate one config in `run_dir`; returns the result dict (also in result.json).
-    `explicit`: the command-line / sweep overrides (`key=value`), see `validate`."""
+    `explicit`: the command-line / sweep overrides (`key=value`), see `validate`.
+    `on_start(run_dir)`: called under the lock once the run will really run (not when it is
+    skipped or refused), before it writes anything else: scripts/train.py's train.log and .hydra/.
+
+    A finished run directory is never written to when the run is skipped (same config) or
+    refused (another config): that check reads only, before the lock (whose file records its
+    holder). A directory that cannot be written is an `OutputError`, before any work.
+    """
     cfg = validate(cfg, explicit)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir / LOCK, cfg.lock_wait_s):  # one process per run directory
-        return _run_locked(cfg, run_dir)
+    if cfg.resume == "auto":
+        done = _skip(run_dir, cfg)
+        if done is not None:
+            return done
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir / LOCK, cfg.lock_wait_s).acquire()  # one process per run directory
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
+    try:
+        return _run_locked(cfg, run_dir, on_start)
+    finally:
+        lock.release()
 
 
-def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
+def _skip(run_dir: Path, cfg: DictConfig) -> dict | None:
+    done = completed_result(run_dir, cfg)
+    if done is None:
+        return None
+    log.info("skipping %s: completed with the same config", run_dir)
+    return {**done, "skipped": True}
+
+
+def unwritable(run_dir: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write the run directory {run_dir} ({exc.strerror or exc}: {exc.filename or run_dir}); "
+                       "make it writable, or pick another one (hydra.run.dir / hydra.sweep.dir)")
+
+
+def check_writable(run_dir: Path) -> None:
+    """Atomic writes create files in the run directory: try one now, not after an hour of training."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=run_dir, prefix=".write-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path, on_start=None) -> dict:
     t = cfg.trainer
     ckpt = Checkpointer(run_dir, OmegaConf.to_container(cfg, resolve=True), t.checkpoint_every, t.max_iters)
     resume = None
     if cfg.resume == "auto":
-        done = completed_result(run_dir, cfg)
+        done = _skip(run_dir, cfg)  # again under the lock: another process may have finished it
         if done is not None:
-            log.info("skipping %s: completed with the same config", run_dir)
-            return {**done, "skipped": True}
+            return done
+    check_writable(run_dir)
+    if cfg.resume == "auto":
         resume = ckpt.load()  # refuses a checkpoint of another config, before any work
     else:
         ckpt.clear()
+    if on_start is not None:
+        try:
+            on_start(run_dir)
+        except OSError as exc:
+            raise unwritable(run_dir, exc) from None
+    if cfg.resume == "auto":
+        warn_if_failed(run_dir)  # now: on_start may have opened the run's log
+    for name in (RESULT, CONFIG, METRICS):
+        remove_stray_temps(run_dir / name)  # of a process killed (SIGKILL) while writing it
     (run_dir / RESULT).unlink(missing_ok=True)
-    OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+    atomic_write(run_dir / CONFIG, lambda fh: OmegaConf.save(cfg, fh, resolve=True))
 
-    result = result_stub(cfg)
+    result = {**result_stub(cfg), **provenance()}  # the code that runs now (informational, not identity)
     sinks = build_sinks(cfg, run_dir, result)  # never raises: W&B is optional
     metrics = MetricsLog(run_dir / METRICS, sinks)
     start = time.perf_counter()

@@ -164,8 +164,21 @@ def mit_indoor67(root: Path, cfg) -> Layout:
     return Layout(read("Train"), read("Test"), classes)
 
 
-def _folder_tree(top: Path, classes=None):
-    classes = classes or sorted(d for d in os.listdir(top) if (top / d).is_dir())
+def _folder_tree(top: Path, classes=None, name: str = "image_folder"):
+    """(path, label) of every image under `top/<class>/`; labels index `classes` (default: the
+    sorted class folders). A class folder without images is an error, not a class with no data
+    (it would silently add an output to the head); hidden folders (`.ipynb_checkpoints`) are skipped."""
+    found = sorted(d for d in os.listdir(top) if (top / d).is_dir() and not d.startswith("."))
+    empty = [d for d in found if not _listdir_images(top / d)]
+    if empty:
+        more = f" (and {len(empty) - 1} more: {', '.join(empty[1:4])})" if len(empty) > 1 else ""
+        raise DataError(f"dataset {name}: class folder {top / empty[0]} holds no images "
+                        f"({', '.join(IMAGE_EXTS)}){more}; add its images or remove the folder")
+    if classes is not None and set(found) - set(classes):
+        extra = sorted(set(found) - set(classes))[0]
+        raise DataError(f"dataset {name}: {top / extra} is not a class of {top.parent / 'train'}; "
+                        "give every class a train/ folder, or remove it from test/")
+    classes = classes or found
     items = [(str(top / c / f), y) for y, c in enumerate(classes) if (top / c).is_dir()
              for f in _listdir_images(top / c)]
     return items, classes
@@ -180,7 +193,7 @@ def _seeded_split(items, cfg, test_fraction: float):
 def caltech256(root: Path, cfg) -> Layout:
     """All 257 folders (clutter included, as in L2-SP); `train_per_class` (30/60) + `test_per_class` seeded."""
     _require("caltech256", root, "256_ObjectCategories")
-    items, classes = _folder_tree(root / "256_ObjectCategories")
+    items, classes = _folder_tree(root / "256_ObjectCategories", name="caltech256")
     train, test = _seeded_split(items, cfg, cfg.test_fraction)
     return Layout(train, test, classes)
 

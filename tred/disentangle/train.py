@@ -1,7 +1,8 @@
 """Stage 1 of TRED: train the disentangler of each TRED layer on the frozen source's feature maps.
 
 Per batch and layer, with z = FM_j(w0, x), (z_r, z_i) = (E_r(z), E_i(z)), p = spatial mean:
-    loss = CE(h_r(p(z_r)), y) + rec_weight * mean (z_r + z_i - z)^2
+    loss = CE(h_r(p(z_r)), y) + rec_weight * mean (z_r + z_i - z)^2  [/ mean z^2 with rec_normalize]
+           + tie_weight * mean (z_r - z)^2 / mean z^2   (0 by default)
            - mmd_weight * MMD^2(p(z_r), p(z_i))        (methods with max_mmd)
            + mi_weight * max(I_CLUB(p(z_r); p(z_i)), 0)  (methods with min_mi)
 The CLUB network q(z_i | z_r) takes its own Adam step(s) on detached features before each
@@ -103,18 +104,24 @@ class Stage1:
                 self.club_opt.step()
             logits = self.model[layer].head(pr)
             ce = F.cross_entropy(logits, y)
+            energy = z.pow(2).mean().clamp_min(1e-12)
             rec = (zr + zi - z).pow(2).mean()
+            if cfg.rec_normalize:
+                rec = rec / energy
+            tie = (zr - z).pow(2).mean() / energy
             with torch.set_grad_enabled(self.use_mmd):  # only a diagnostic otherwise
                 mmd = mmd2(pr, pi, cfg.kernel_alphas)
             with torch.set_grad_enabled(self.use_mi):
                 mi = club(pr, pi)
             loss = ce + cfg.rec_weight * rec
+            if cfg.tie_weight > 0:
+                loss = loss + cfg.tie_weight * tie
             if self.use_mmd:
                 loss = loss - cfg.mmd_weight * mmd
             if self.use_mi:  # MI >= 0: a negative estimate only means q lags behind, no signal in it
                 loss = loss + cfg.mi_weight * mi.clamp_min(0)
             total = total + loss
-            for k, v in (("ce", ce), ("rec", rec), ("mmd2", mmd), ("mi", mi), ("loss", loss)):
+            for k, v in (("ce", ce), ("rec", rec), ("tie", tie), ("mmd2", mmd), ("mi", mi), ("loss", loss)):
                 stats[k] += float(v.detach()) / len(maps)
             stats["acc"] += 100.0 * float((logits.argmax(1) == y).float().mean()) / len(maps)
         self.opt.zero_grad(set_to_none=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tred.errors import ConfigError
-from tred.io import atomic_write
+from tred.io import atomic_write, remove_stray_temps
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -84,8 +84,7 @@ class Checkpointer:
 
     def remove_stray_temps(self) -> None:
         """Temporary files of writes killed half-way (safe: the caller holds the run lock)."""
-        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+        remove_stray_temps(self.path)
 
     def clear(self) -> None:
         self.remove_stray_temps()

@@ -98,7 +98,7 @@ class Finetuner:
             bad = [k for k, v in terms.items() if not torch.isfinite(v)]
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {self.iteration}: term(s) {bad} = "
-                f"{[float(terms[k]) for k in bad]}")
+                f"{[float(terms[k].detach()) for k in bad]}")
         self.optimizer.zero_grad(set_to_none=True)
         amp.backward_step(loss, self.optimizer)
         self.scheduler.step()

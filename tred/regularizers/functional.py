@@ -60,16 +60,39 @@ def delta_penalty(fm_t: torch.Tensor, fm_s: torch.Tensor, channel_weights: torch
     return 0.5 * c * (sq * channel_weights.detach().to(sq.dtype).view(1, c)).sum()
 
 
+def relative_penalty(fm_t: torch.Tensor, ref: torch.Tensor, fm_s: torch.Tensor,
+                     channel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Scale-free feature-map distance, for one layer: the DELTA distance of the batch divided by
+    the same sum over the source map itself,
+
+        sum_{b,c} C W_c ||fm_t[b,c] - ref[b,c]||^2 / sum_{b,c} C W_c ||fm_s[b,c]||^2,
+
+    so 1 means "as far from the reference as the source map is from zero", whatever the layer's
+    magnitude, channel count, resolution or batch size (DELTA's own distance grows with all four).
+    """
+    return delta_penalty(fm_t, ref, channel_weights) / delta_penalty(
+        fm_s.detach(), torch.zeros_like(fm_s), channel_weights).clamp_min(1e-12)
+
+
 def bss_penalty(features: torch.Tensor, k: int = 1) -> torch.Tensor:
     """Batch spectral shrinkage (Chen et al., NeurIPS 2019).
 
     sum_{i=1..k} sigma_{-i}(F)^2: the k smallest of the min(B, D) singular values of the
     B x D feature matrix F, squared (the original code takes the SVD of F^T, same values).
+
+    Non-finite features (a diverging run) give NaN, as every other term does, instead of
+    LAPACK's `LinAlgError`: the training loop then names the iteration and the term.
     """
-    sv = torch.linalg.svdvals(features)  # descending, length min(B, D)
-    if not 0 < k <= sv.numel():
-        raise ValueError(f"bss_penalty: k={k} but the {tuple(features.shape)} feature matrix has {sv.numel()} singular values")
-    return sv[-k:].pow(2).sum()
+    n = min(features.shape[-2:])
+    if not 0 < k <= n:
+        raise ValueError(f"bss_penalty: k={k} but the {tuple(features.shape)} feature matrix has {n} singular values")
+    bad = ~torch.isfinite(features).all()  # a tensor, not a bool: no device sync here
+    safe = torch.where(bad, torch.zeros_like(features), features)
+    try:
+        sv = torch.linalg.svdvals(safe)  # descending, length min(B, D)
+    except torch.linalg.LinAlgError:  # no convergence on finite but extreme values: diverged too
+        return features.new_full((), float("nan"))
+    return torch.where(bad, torch.full_like(sv[0], float("nan")), sv[-k:].pow(2).sum())
 
 
 def head_l2_penalty(head: torch.nn.Module) -> torch.Tensor:

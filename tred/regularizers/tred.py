@@ -4,6 +4,7 @@ Disentanglement", arXiv 2010.08532): fine-tune toward the target-relevant part o
 Stage 1 (`setup`) trains a disentangler per layer j on the frozen source (tred/disentangle).
 Stage 2 penalty, per batch:
     alpha * sum_j 0.5 * sum_{b,c} C * W_jc * ||FM_jc(w, x) - R_jc(x)||^2 / (H*W) + beta/2 * ||w_head||^2
+(`distance: relative` divides each layer's sum by the same sum over FM_j(w0, x) itself)
 with the reference R_j = E_r(FM_j(w0, x)) (`reference: relevant`) or R_j = FM_j(w0, x)
 (`reference: full`, the plain feature-map baseline through the same code) and W_j uniform (1/C)
 or DELTA's channel attention. The concrete recipe is this project's reconstruction (docs/tred.md).
@@ -18,10 +19,11 @@ import torch
 from tred.errors import ConfigError
 from tred.regularizers import register
 from tred.regularizers.base import Regularizer, SetupContext, Step
-from tred.regularizers.functional import delta_penalty, head_l2_penalty
+from tred.regularizers.functional import delta_penalty, head_l2_penalty, relative_penalty
 
 REFERENCES = ("relevant", "full")
 CHANNEL_WEIGHTS = ("uniform", "attention")
+DISTANCES = ("delta", "relative")
 
 
 @register("tred")
@@ -36,6 +38,9 @@ class TRED(Regularizer):
         layers: list = field(default_factory=list)
         reference: str = "relevant"
         channel_weights: str = "uniform"
+        # delta: DELTA's distance (grows with the map's magnitude, channels and batch size);
+        # relative: divided by the source map's own energy (functional.relative_penalty).
+        distance: str = "delta"
         attention_epochs: int = 3
         attention_batches: int = 8
         attention_temperature: float = 5.0
@@ -50,6 +55,8 @@ class TRED(Regularizer):
             raise ConfigError(f"regularizer.tred.reference={cfg.reference!r}; valid: {list(REFERENCES)}")
         if cfg.channel_weights not in CHANNEL_WEIGHTS:
             raise ConfigError(f"regularizer.tred.channel_weights={cfg.channel_weights!r}; valid: {list(CHANNEL_WEIGHTS)}")
+        if cfg.distance not in DISTANCES:
+            raise ConfigError(f"regularizer.tred.distance={cfg.distance!r}; valid: {list(DISTANCES)}")
         self.layers = tuple(layers)
         self.source_layers = self.target_layers = self.layers
         self.alpha, self.beta = float(cfg.alpha), float(cfg.beta)
@@ -79,6 +86,10 @@ class TRED(Regularizer):
             return self.disentangler[layer].relevant_part(fm_s)
 
     def penalty(self, step: Step) -> dict[str, torch.Tensor]:
-        dist = sum(delta_penalty(step.target_maps[n], self.reference(n, step.source_maps[n]), self.weights.get(n))
-                   for n in self.layers)
+        if self.cfg.distance == "relative":
+            dist = sum(relative_penalty(step.target_maps[n], self.reference(n, step.source_maps[n]),
+                                        step.source_maps[n], self.weights.get(n)) for n in self.layers)
+        else:
+            dist = sum(delta_penalty(step.target_maps[n], self.reference(n, step.source_maps[n]), self.weights.get(n))
+                       for n in self.layers)
         return {"tred_fm": self.alpha * dist, "tred_head": self.beta * head_l2_penalty(step.model.head)}

@@ -1,0 +1,72 @@
+"""A run reports its own health: completed, but flagged when its numbers mean nothing (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tred.engine.health import health_warnings
+
+
+def rows(*terms, train_acc=90.0):
+    """Finetune rows (iterations 10, 20, ...) with the given loss terms, plus an eval row."""
+    out = [{"stage": "finetune", "iter": 10 * (i + 1), "lr": 0.01, **t, "loss": sum(t.values()),
+            "train_acc": train_acc, "imgs_per_s": 100.0} for i, t in enumerate(terms)]
+    return out + [{"stage": "eval", "iter": 10 * len(terms), "test_acc": 80.0}]
+
+
+def test_healthy_run_has_no_warnings():
+    r = rows({"ce": 0.5, "l2sp_sp": 2.0}, {"ce": 0.2, "l2sp_sp": 3.0}, {"ce": 0.01, "l2sp_sp": 4.0})
+    # l2sp_sp is 400x a CE of 0.01, but a fitted model makes the CE tiny: compared with ln(10)
+    assert health_warnings(r, 80.0, 10) == []
+
+
+@pytest.mark.parametrize("acc, train_acc, expected", [
+    (15.0, 90.0, ["chance-level test accuracy: 15.0% <= 15.0% (1.5 x chance for 10 classes)"]),
+    (80.0, 12.5, ["chance-level training accuracy: 12.5% in the last logged window (iteration 30) "
+                  "<= 15.0% (1.5 x chance for 10 classes)"]),
+    (15.1, 15.1, []),
+])
+def test_chance_level(acc, train_acc, expected):
+    r = rows({"ce": 2.3}, {"ce": 2.3}, {"ce": 2.3}, train_acc=train_acc)
+    assert health_warnings(r, acc, 10) == expected
+
+
+def test_chance_level_names_the_split():
+    assert health_warnings(rows({"ce": 0.1}), 40.0, 4, split="val") == []
+    assert health_warnings(rows({"ce": 0.1}), 37.5, 4, split="val") == [
+        "chance-level val accuracy: 37.5% <= 37.5% (1.5 x chance for 4 classes)"]
+
+
+def test_dominating_regularizer_term():
+    big = [{"ce": 1.0, "delta": 5.0, "bss": 0.1}, {"ce": 3.0, "delta": 400.0, "bss": 0.1},
+           {"ce": 3.0, "delta": 300.0, "bss": 0.1}, {"ce": 2.5, "delta": 260.0, "bss": 0.1}]
+    (msg,) = health_warnings(rows(*big), 80.0, 10)
+    assert msg == ("regularizer term `delta` stays >= 100x the cross-entropy (taken as at least ln(10) = 2.3, "
+                   "the CE of a uniform guess) in each of the last 3 logged rows (last: 260 vs 2.5): the "
+                   "penalty, not the task, drives training")
+    # one row below 100x among the last three: not "stays"
+    assert health_warnings(rows(*big[:2], {"ce": 3.0, "delta": 200.0, "bss": 0.1}, big[3]), 80.0, 10) == []
+    # a huge CE (3.6e12 at lr=1e6) is no regularizer domination, and NaN/absent terms are ignored
+    assert health_warnings(rows({"ce": 3.6e12, "l2sp_sp": 1e13}, {"ce": math.nan, "x": 1.0}), 80.0, 10) == []
+
+
+def test_fewer_rows_than_the_window_and_no_rows():
+    (msg,) = health_warnings(rows({"ce": 0.1, "at": 500.0}), 80.0, 10)
+    assert msg.startswith("regularizer term `at` stays >= 100x") and "in the last logged row (last: 500 vs 0.1)" in msg
+    assert health_warnings([], 80.0, 10) == []
+
+
+def test_smoke_run_at_chance_is_completed_with_a_warning(tmp_path, smoke, caplog):
+    """trainer.lr=1e6: CE 3.7e12 after 4 iterations, every prediction the same class: finite, so
+    completed, but at chance, and the result says so."""
+    result = smoke("trainer.lr=1e6", "dataset.test_per_class=10", "trainer.threads=1")
+    assert result["status"] == "completed" and result["test_acc"] <= 15.0
+    on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert on_disk["warnings"] == result["warnings"]
+    assert any(w.startswith("chance-level test accuracy") for w in result["warnings"])
+    assert any(w.startswith("chance-level training accuracy") for w in result["warnings"])
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert all(any(w in m for m in logged) for w in result["warnings"])

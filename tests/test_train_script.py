@@ -1,0 +1,172 @@
+"""scripts/train.py as people run it (subprocesses): a bad command line is one line and exit 2;
+a finished run directory is never written to when a run is skipped or refused; a read-only run
+directory is skipped when complete, else one line (exit 2), and a sweep goes on (issue 14)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, ROOT, TRAIN, compose_cfg
+
+# Composition errors stop before torch is imported: these subprocesses take about a second.
+SMOKE = ["experiment=smoke", "dataset.test_per_class=3", "trainer.max_iters=2"]
+
+
+def train(*args, cwd=ROOT):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, str(TRAIN), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def options(group):
+    return ", ".join(sorted(p.stem for p in (CONFIGS / group).glob("*.yaml")))
+
+
+@pytest.mark.parametrize("args, line", [
+    (["trainer.max_iter=5"], r"error: unknown config key `trainer.max_iter`; the keys of `trainer` are: amp, "
+                             r"batch_size, .*, max_iters, .*"),
+    (["dataset.augment.flip=1"], r"error: unknown config key `dataset.augment.flip`; the keys of "
+                                 r"`dataset.augment` are: crop_padding, hflip"),
+    (["regularizer=foo"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
+    (["-m", "seed=0,1", "regularizer=l2,foo"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
+    (["regularizer=[l2sp,foo]"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
+    (["--cfg", "job", "trainer.max_iter=5"], r"error: unknown config key `trainer.max_iter`; .*"),
+    (["regularizer=[l2sp,l2sp]"], r"error: regularizer=\[l2sp,l2sp\] names `l2sp` more than once; list each "
+                                  r"regularizer once .*"),
+    (["trainer.lr=["], r"error: no viable alternative at input '\[' .*"),
+])
+def test_bad_command_line_is_one_line_and_exit_2(tmp_path, args, line):
+    flags = [a for a in args if a.startswith("-") or a == "job"]
+    proc = train(*flags, *SMOKE, *[a for a in args if a not in flags],
+                 f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 2, proc.stderr
+    (only,) = proc.stderr.strip().splitlines()
+    assert re.fullmatch(line, only), only
+    # nothing ran: no file anywhere (Hydra itself may have made the empty run directory)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "multirun.yaml"]
+
+
+def test_help_and_cfg_still_work(tmp_path):
+    assert train("--help").returncode == 0
+    proc = train("--cfg", "job", *SMOKE)
+    assert proc.returncode == 0 and "max_iters: 2" in proc.stdout
+
+
+# ---------------------------------------------------------------------------- finished run dirs
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A completed smoke run directory, with the .hydra/ and train.log an earlier
+    `scripts/train.py` run leaves there."""
+    from tred.run import run
+
+    root = tmp_path_factory.mktemp("finished")
+    overrides = [*SMOKE[1:], f"cache_dir={root / 'cache'}"]
+    run(compose_cfg(overrides), root / "run")
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (root / "run" / ".hydra").mkdir(exist_ok=True)
+        (root / "run" / ".hydra" / name).write_text(f"# {name} of the run that finished\n")
+    (root / "run" / "train.log").write_text("[...] the run that finished\n")
+    return root / "run", [SMOKE[0], *overrides]
+
+
+def copy_of(finished, where: Path) -> Path:
+    shutil.copytree(finished, where, symlinks=True)
+    return where
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under `root` (and `root`) with its mtime and, for files, its bytes."""
+    paths = [root, *sorted(root.rglob("*"))]
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None)
+            for p in paths}
+
+
+def _writable(path: Path) -> bool:
+    try:
+        (path / ".probe").touch()
+    except OSError:
+        return False
+    (path / ".probe").unlink()
+    return True
+
+
+@contextmanager
+def read_only(path: Path):
+    """`chmod -R a-w path`; as root, for whom modes do not stop writes, the immutable flag
+    (`chattr -R +i`, ext4/xfs) as well; skips the test where neither makes it read-only."""
+    paths = [path, *path.rglob("*")]
+    immutable = False
+    try:
+        for p in paths:
+            p.chmod(p.stat().st_mode & ~0o222)
+        if _writable(path) and shutil.which("chattr"):
+            immutable = subprocess.run(["chattr", "-R", "+i", str(path)], capture_output=True).returncode == 0
+        if _writable(path) or os.access(path, os.W_OK):
+            pytest.skip("cannot make a directory read-only here (root, and no chattr +i on this file system)")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-R", "-i", str(path)], check=True)
+        for p in paths:
+            p.chmod(p.stat().st_mode | 0o200)
+
+
+def test_refused_rerun_leaves_the_finished_run_dir_untouched(finished, tmp_path):
+    run_dir, overrides = finished
+    d = copy_of(run_dir, tmp_path / "run")
+    before = snapshot(d)
+    proc = train(*overrides, "trainer.lr=0.02", f"hydra.run.dir={d}")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {d} holds a completed run of a different config (trainer.lr: 0.01 -> 0.02); pass "
+        "resume=never to replace it, or use another run directory"]
+    assert snapshot(d) == before  # .hydra/, train.log, run.lock: not a byte, not a timestamp
+
+
+def test_completed_read_only_run_is_skipped_without_writing(finished, tmp_path):
+    run_dir, overrides = finished
+    d = copy_of(run_dir, tmp_path / "run")
+    with read_only(d):
+        before = snapshot(d)
+        proc = train(*overrides, f"hydra.run.dir={d}")
+        assert proc.returncode == 0, proc.stderr
+        assert f"skipping {d}: completed with the same config" in proc.stdout
+        assert snapshot(d) == before
+
+
+def test_read_only_unfinished_run_dir_is_one_line_exit_2(finished, tmp_path):
+    _, overrides = finished
+    d = tmp_path / "run"
+    d.mkdir()
+    with read_only(d):
+        proc = train(*overrides, "seed=1", f"hydra.run.dir={d}")
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot write the run directory {d} (")
+    assert line.endswith("make it writable, or pick another one (hydra.run.dir / hydra.sweep.dir)")
+    assert list(d.iterdir()) == []
+
+
+def test_sweep_goes_on_past_a_read_only_run_dir(finished, tmp_path):
+    """The first job's directory is read-only: it fails with one logged line, and the second
+    job (complete, skipped) still runs; the sweep then exits 1, as a sweep with a failed job does."""
+    run_dir, overrides = finished
+    sweep = tmp_path / "sweep"
+    (sweep / "seed1").mkdir(parents=True)
+    copy_of(run_dir, sweep / "seed0")
+    with read_only(sweep / "seed1"):
+        proc = train("-m", *overrides, "seed=1,0", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert f"cannot write the run directory {sweep / 'seed1'}" in out
+    assert f"skipping {sweep / 'seed0'}: completed with the same config" in out
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: cannot write the run directory {sweep / 'seed1'}")
