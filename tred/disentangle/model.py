@@ -1,7 +1,7 @@
 """The disentangler of one TRED layer: z -> (z_r, z_i), plus the target head on pooled z_r.
 
 `parts` (config `disentangle.parts`):
-- `branches` (DESIGN.md): z_r = E_r(z), z_i = E_i(z), two free branches; the stage-1 loss asks
+- `branches` (the default, docs/tred.md): z_r = E_r(z), z_i = E_i(z), two free branches; the stage-1 loss asks
   for z_r + z_i = z only through the reconstruction term.
 - `mask`: z_r = sigmoid(E_r(z)) * z, z_i = z - z_r (elementwise). The two parts split z by
   construction (reconstruction exact, every element of z_r between 0 and that of z), so the
@@ -15,7 +15,7 @@ from torch import nn
 
 
 def branch(channels: int) -> nn.Sequential:
-    """1x1 conv, BN, ReLU, 1x1 conv; C -> C (DESIGN.md, "TRED as this project implements it")."""
+    """1x1 conv, BN, ReLU, 1x1 conv; C -> C (docs/tred.md, "The recipe as implemented")."""
     return nn.Sequential(
         nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
         nn.Conv2d(channels, channels, 1))
