@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 
 from tred.errors import TredError
 from tred.io import read_json
-from tred.results import _is_run_file, _method_of_config, expected_grid, sweep_axes
+from tred.results import is_run_file, method_of_config, expected_grid, sweep_axes
 
 STATES = ("completed", "running", "failed", "interrupted", "not started")
 # Swept keys that the expected grid already spans (tred.results.expected_grid).
@@ -128,7 +128,7 @@ def sweep_status(sweep_dir: Path, jobs: int = 1, recent_s: float = RECENT_S, now
     axes = sweep_axes(sweep_dir)
     extra = {k: v for k, v in axes.items() if k not in GRID_KEYS and len(v) > 1}
     run_dirs = sorted({p.parent for name in ("config.yaml", "result.json")
-                       for p in sweep_dir.rglob(name) if _is_run_file(p, sweep_dir)})
+                       for p in sweep_dir.rglob(name) if is_run_file(p, sweep_dir)})
     if not run_dirs and not axes:
         raise TredError(f"no runs under {sweep_dir} and no multirun.yaml: not a sweep directory "
                         "(pass hydra.sweep.dir of a sweep, e.g. outputs/sweeps/mini_table)")
@@ -141,7 +141,7 @@ def sweep_status(sweep_dir: Path, jobs: int = 1, recent_s: float = RECENT_S, now
             result = None  # half-written by hand or corrupt: the run has no usable result
         src = result if isinstance(result, dict) and "method" in result else None
         if src or cfg:  # else nothing says which run this is (a corrupt result.json alone)
-            rows.append((src["method"] if src else _method_of_config(cfg),
+            rows.append((src["method"] if src else method_of_config(cfg),
                          src["dataset"] if src else cfg["dataset"]["name"],
                          float(src["sample_rate"] if src else cfg["dataset"]["sample_rate"]),
                          int(src["seed"] if src else cfg["seed"]),

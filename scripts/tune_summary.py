@@ -27,28 +27,21 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from tred.config import method_name
 from tred.io import atomic_write, read_json
+from tred.results import is_run_file, main_weights, method_of_config
 
 WEIGHT = "weight"
 
 
 def main_weight(cfg) -> tuple[str, str, float] | None:
     """(regularizer, key, value) of a single-regularizer run's main weight, else None."""
-    from tred.regularizers import REGISTRY  # late: imports torch
-
-    regs = cfg.get("regularizer") or {}
-    if len(regs) != 1:
-        return None
-    (name, node), = regs.items()
-    key = getattr(REGISTRY.get(name), "weight_key", None)
-    return (name, key, float(node[key])) if key and key in node else None
+    weights = main_weights(cfg)
+    return weights[0] if len(weights) == 1 and len(cfg.get("regularizer") or {}) == 1 else None
 
 
 def collect(sweep: Path, key: str | None) -> pd.DataFrame:
     rows = []
-    for d in sorted({p.parent for p in sweep.rglob("config.yaml") if not any(
-            part.startswith(".") or part == "wandb" for part in p.relative_to(sweep).parts[:-1])}):
+    for d in sorted({p.parent for p in sweep.rglob("config.yaml") if is_run_file(p, sweep)}):
         cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml"))
         res_path = d / "result.json"
         result = read_json(res_path) if res_path.is_file() else {"status": "unfinished"}
@@ -62,8 +55,7 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
             reg, wkey, value = weight
         else:
             reg, wkey, value = None, key, OmegaConf.select(OmegaConf.create(cfg), key)
-        dis = cfg.get("disentangle") or {}
-        method = result.get("method") or method_name(cfg["regularizer"], dis.get("name"), dis.get("parts"))
+        method = result.get("method") or method_of_config(cfg)
         rows.append({"method": method, "regularizer": reg, "key": wkey, WEIGHT: value,
                      "scale": cfg.get("weight_scale", 1.0), "dataset": cfg["dataset"]["name"],
                      "seed": cfg["seed"], "status": result.get("status"),

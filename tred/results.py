@@ -64,7 +64,7 @@ def method_order(methods) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- reading runs
-def _method_of_config(cfg: dict) -> str:
+def method_of_config(cfg: dict) -> str:
     dis = cfg.get("disentangle")
     return method_name(cfg["regularizer"], dis["name"] if dis else None, dis.get("parts") if dis else None)
 
@@ -76,7 +76,7 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
         raise TableError(f"sweep directory {sweep_dir} does not exist; run the sweep first "
                          "(e.g. `python scripts/train.py -m experiment=mini_table`)")
     run_dirs = sorted({p.parent for name in ("config.yaml", "result.json")
-                       for p in sweep_dir.rglob(name) if _is_run_file(p, sweep_dir)})
+                       for p in sweep_dir.rglob(name) if is_run_file(p, sweep_dir)})
     rows, configs = [], {}
     for d in run_dirs:
         cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) if (d / "config.yaml").is_file() else None
@@ -87,7 +87,7 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
             if cfg is not None:
                 rows[-1]["weights"], rows[-1]["weights_note"] = run_weights(cfg), cfg.get("weights_note") or ""
         elif cfg is not None:
-            rows.append({"method": _method_of_config(cfg), "dataset": cfg["dataset"]["name"],
+            rows.append({"method": method_of_config(cfg), "dataset": cfg["dataset"]["name"],
                          "sample_rate": cfg["dataset"]["sample_rate"], "seed": cfg["seed"],
                          "sweep": cfg["sweep_name"], "status": "unfinished", "test_acc": math.nan})
         rows[-1]["run_dir"] = str(d.relative_to(sweep_dir))
@@ -101,20 +101,26 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     return runs
 
 
-def run_weights(cfg: dict) -> str:
-    """The main weight of each regularizer of a run, e.g. `alpha=0.001` or `l2sp.alpha=0.1, bss.eta=0.001`."""
+def main_weights(cfg: dict) -> list[tuple[str, str, float]]:
+    """(regularizer, key, value) of the main weight (`Regularizer.weight_key`) of each
+    regularizer in a run's config, e.g. [("l2sp", "alpha", 0.1)]."""
     from tred.regularizers import REGISTRY  # late: imports torch
 
-    regs = cfg.get("regularizer") or {}
-    parts = []
-    for name, node in regs.items():
+    out = []
+    for name, node in (cfg.get("regularizer") or {}).items():
         key = getattr(REGISTRY.get(name), "weight_key", None)
         if key is not None and isinstance(node, dict) and key in node:
-            parts.append((f"{name}." if len(regs) > 1 else "") + f"{key}={node[key]:g}")
-    return ", ".join(parts)
+            out.append((name, key, float(node[key])))
+    return out
 
 
-def _is_run_file(path: Path, sweep_dir: Path) -> bool:
+def run_weights(cfg: dict) -> str:
+    """The main weights as text: `alpha=0.001`, or `l2sp.alpha=0.1, bss.eta=0.001` for several."""
+    weights = main_weights(cfg)
+    return ", ".join((f"{n}." if len(weights) > 1 else "") + f"{k}={v:g}" for n, k, v in weights)
+
+
+def is_run_file(path: Path, sweep_dir: Path) -> bool:
     """Not Hydra's .hydra/ copies nor W&B's offline-run files."""
     parts = path.relative_to(sweep_dir).parts[:-1]
     return not any(p.startswith(".") or p == "wandb" for p in parts)

@@ -70,8 +70,8 @@ def relative_penalty(fm_t: torch.Tensor, ref: torch.Tensor, fm_s: torch.Tensor,
     so 1 means "as far from the reference as the source map is from zero", whatever the layer's
     magnitude, channel count, resolution or batch size (DELTA's own distance grows with all four).
     """
-    return delta_penalty(fm_t, ref, channel_weights) / delta_penalty(
-        fm_s.detach(), torch.zeros_like(fm_s), channel_weights).clamp_min(1e-12)
+    zero = torch.zeros((), dtype=fm_s.dtype, device=fm_s.device)  # broadcast: no map-sized zeros
+    return delta_penalty(fm_t, ref, channel_weights) / delta_penalty(fm_s.detach(), zero, channel_weights).clamp_min(1e-12)
 
 
 def bss_penalty(features: torch.Tensor, k: int = 1) -> torch.Tensor:
