@@ -22,16 +22,22 @@ FLOWERS_SWEEP       ?= outputs/sweeps/flowers_table
 FLOWERS_10_SWEEP    ?= outputs/sweeps/flowers_table_10
 TUNE_FLOWERS_SWEEP  ?= outputs/sweeps/tune_flowers
 FLOWERS_TUNED       ?= configs/tuned/flowers102.yaml
+TUNE_EMBEDDED_SWEEP ?= outputs/sweeps/tune_mini_table
+EMBEDDED_TUNED      ?= configs/tuned/mini_table.yaml
 
-.PHONY: install test test-slow reproduce-table table sweep-status bench clean flowers-table flowers-table-10 tune-flowers
+.PHONY: install constraints test test-slow reproduce-table table sweep-status bench clean flowers-table flowers-table-10 tune-flowers tune-embedded
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Pin what is installed now (after an upgrade) as the versions `make install` reproduces.
+constraints: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -viE '^(torch|torchvision|triton|nvidia-|cuda-)'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -55,6 +61,11 @@ flowers-table: $(STAMP)
 flowers-table-10: $(STAMP)
 	$(PY) scripts/train.py -m experiment=flowers_table_10 hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(FLOWERS_10_SWEEP) $(FLOWERS_DATA) $(ARGS); \
 	status=$$?; $(PY) scripts/make_table.py $(FLOWERS_10_SWEEP) $(TABLE_WANDB) && exit $$status
+
+# The same for the embedded benchmark: writes $(EMBEDDED_TUNED), which `make reproduce-table` reads.
+tune-embedded: $(STAMP)
+	$(PY) scripts/train.py -m experiment=tune_mini_table hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TUNE_EMBEDDED_SWEEP) $(ARGS) && \
+	$(PY) scripts/tune_summary.py $(TUNE_EMBEDDED_SWEEP) --write $(EMBEDDED_TUNED)
 
 # Every method's weight on held-out training data; writes $(FLOWERS_TUNED), which the tables read.
 tune-flowers: $(STAMP)
