@@ -6,8 +6,9 @@ STAMP       := $(VENV)/.installed
 # torch comes first so that pip resolves the wheel you want (override for your CUDA / CPU build).
 TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 SWEEP       ?= outputs/sweeps/mini_table
-# Launcher of `make reproduce-table`: parallel (joblib; TRED_JOBS=2 jobs x 1 thread: measured 1.14-1.39x the
-# throughput of 1 job x 2 threads on a 2-core CPU) or basic (one job at a time).
+# Launcher of the table targets: parallel (joblib; TRED_JOBS=2 jobs x 1 thread) or basic (one job
+# at a time, torch's default threads). On a 2-core CPU 2 x 1 gave more runs per hour than 1 x 2;
+# compare on your machine with `time make reproduce-table LAUNCHER=basic SWEEP=outputs/sweeps/basic`.
 LAUNCHER    ?= parallel
 export HF_HUB_OFFLINE ?= 1
 # The table targets log the table to W&B (offline) too and print the `wandb sync` command;
