@@ -112,11 +112,28 @@ def test_wrong_class_count_and_corrupt_image(tmp_path):
     fake_trees.cub200(tmp_path)
     with pytest.raises(DataError, match="3 classes.*num_classes=200"):
         build_disk(dcfg("cub200", tmp_path), seed=0)
-    bad = tmp_path / "CUB_200_2011" / "images" / "002.Bird_1" / "Bird_1_5.jpg"
-    bad.write_bytes(b"not a jpeg")
-    data = build_disk(dcfg("cub200", tmp_path, num_classes=3), seed=0)
-    with pytest.raises(DataError, match="Bird_1_5.jpg"):
-        list(data.eval_batches("test", 4))
+    images = tmp_path / "CUB_200_2011" / "images"
+    (images / "002.Bird_1" / "Bird_1_5.jpg").write_bytes(b"not a jpeg")
+    truncated = images / "001.Bird_0" / "Bird_0_1.jpg"  # a real JPEG cut short: only a full decode notices
+    truncated.write_bytes(truncated.read_bytes()[:-200])
+    with pytest.raises(DataError, match=r"2 of 21 images cannot be decoded: .*Bird_0_1.jpg.*Bird_1_5.jpg"):
+        build_disk(dcfg("cub200", tmp_path, num_classes=3), seed=0)  # streaming used to fail at evaluation
+    with pytest.raises(DataError, match="Bird_0_1.jpg"):  # in memory: the first file that fails
+        build_disk(dcfg("cub200", tmp_path, num_classes=3, in_memory=True), seed=0)
+
+
+def test_split_digest_names_the_file_lists(tmp_path):
+    fake_trees.image_folder(tmp_path / "a", per_class=6, classes=3)
+    digest = lambda root, **over: build_disk(dcfg("image_folder", root, **over), seed=0).split_digest  # noqa: E731
+    first = digest(tmp_path / "a")
+    assert len(first) == 20 and digest(tmp_path / "a") == first
+    assert digest(tmp_path / "a", in_memory=True) == first  # the same lists, decoded differently
+    (tmp_path / "a").rename(tmp_path / "b")
+    assert digest(tmp_path / "b") == first  # the root is not part of the split
+    half = lambda seed: build_disk(dcfg("image_folder", tmp_path / "b", sample_rate=0.5), seed=seed).split_digest  # noqa: E731
+    assert len({first, half(0), half(1)}) == 3  # another subset
+    next((tmp_path / "b" / "class1").iterdir()).unlink()
+    assert digest(tmp_path / "b") != first
 
 
 def test_train_stream_is_a_pure_function_of_seed_and_iteration(tmp_path):

@@ -117,3 +117,22 @@ def test_provenance_is_not_part_of_a_runs_identity(tmp_path, smoke):
                                "threads": 99, "versions": {"torch": "0.0"}}))
     again = smoke("trainer.max_iters=1", "dataset.test_per_class=5", "trainer.threads=1")
     assert again["skipped"] and again["test_acc"] == first["test_acc"]
+
+
+def test_checkpoint_of_another_split_is_not_resumed(tmp_path, smoke):
+    """Fixing the data (here: removing a file) moves the seeded split; resuming the old checkpoint
+    would score a model on test images it was trained on."""
+    import fake_trees
+    from tred.errors import DataError
+
+    fake_trees.image_folder(tmp_path / "data", per_class=8, classes=3)
+    over = ("dataset=image_folder", f"dataset.root={tmp_path / 'data'}", "dataset.image_size=32",
+            "trainer.keep_checkpoint=true")
+    first = smoke(*over)
+    assert first["status"] == "completed" and len(first["split_digest"]) == 20
+    (tmp_path / "run" / "result.json").unlink()  # e.g. a run that failed after its last checkpoint
+    next((tmp_path / "data" / "class1").iterdir()).unlink()
+    with pytest.raises(DataError, match="trained on another split of image_folder.*resume=never"):
+        smoke(*over)
+    again = smoke(*over, "resume=never")
+    assert again["status"] == "completed" and again["split_digest"] != first["split_digest"]

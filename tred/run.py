@@ -25,7 +25,7 @@ from tred.engine.evaluate import evaluate
 from tred.engine.health import health_warnings
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
-from tred.errors import ConfigError, OutputError
+from tred.errors import ConfigError, DataError, OutputError
 from tred.io import atomic_write, read_json, remove_stray_temps, write_json
 from tred.loggers import build_sinks
 from tred.models import build_models, resolve_layers
@@ -99,6 +99,16 @@ def result_stub(cfg: DictConfig) -> dict:
     }
 
 
+def check_split(resume: dict | None, digest: str, run_dir: Path, dataset: str) -> None:
+    """A checkpoint trained on other images (files added, fixed or removed since: the seeded split
+    moved) must not be resumed and then scored on a test split that holds its training images."""
+    old = (resume or {}).get("info", {}).get("split_digest")
+    if old and old != digest:
+        raise DataError(f"{run_dir / 'checkpoint.pt'} was trained on another split of {dataset} (split digest "
+                        f"{old}, the data now give {digest}: files were added, removed or relabelled); "
+                        "refusing to resume: pass resume=never to start this run over")
+
+
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt: Checkpointer,
                        resume: dict | None, stop: StopSignals) -> dict:
     t = cfg.trainer
@@ -106,8 +116,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
         torch.set_num_threads(t.threads)
     seed_everything(cfg.seed, t.deterministic)
     device = pick_device(t.device)
-    data = build_data(cfg.dataset, cfg.seed, t.num_workers)
+    data = build_data(cfg.dataset, cfg.seed, t.num_workers)  # every image decoded before training
     data.batches_per_epoch(t.batch_size)
+    check_split(resume, data.split_digest, run_dir, cfg.dataset.name)
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
     regs = build_regularizers(cfg.regularizer, cfg.backbone)
     for r in regs:  # unknown layer names fail here, before any work
@@ -116,7 +127,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     source.to(device)
 
     info: dict = {"train_size": data.train_size, "test_size": data.test_size, "num_classes": data.num_classes,
-                  "device": str(device)}
+                  "split_digest": data.split_digest, "device": str(device)}
     ctx = SetupContext(model, source, data, cfg, device, run_dir, Path(cfg.cache_dir), metrics)
     t0 = time.perf_counter()
     for r in regs:
@@ -144,8 +155,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     info["iters"] = trainer.iteration
     # Results depend on it (float reductions), identity does not (docs/reliability.md): this process's.
     info["threads"] = torch.get_num_threads()
-    info["warnings"] = health_warnings(metrics.rows, scores["test_acc"], data.num_classes,
-                                       "val" if cfg.dataset.validation else "test")
+    info["warnings"] = trainer.warnings + health_warnings(metrics.rows, scores["test_acc"], data.num_classes,
+                                                          "val" if cfg.dataset.validation else "test")
     for w in info["warnings"]:
         log.warning("%s", w)
     return info

@@ -2,11 +2,14 @@
 
 Interface (see `InMemoryImages`): `num_classes`, `train_size`, `test_size`, `train_labels()`,
 `batches_per_epoch(batch_size)`, `train_stream(batch_size, seed, start)` (infinite, a pure
-function of seed and iteration) and `eval_batches(split, batch_size)`. Images are float in
+function of seed and iteration), `eval_batches(split, batch_size)` and `split_digest` (names
+the exact training and evaluation sets; a checkpoint of another split is not resumed). Images are float in
 [0, 1]; the backbone applies its own normalization.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import torch
@@ -41,10 +44,15 @@ def build_embedded(cfg, seed: int) -> InMemoryImages:
     if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
         tr, va = validation_split(len(train_idx), pos, labels[train_idx], cfg.val_pool, cfg.val_fraction, seed)
         keep, test_idx = train_idx[tr], train_idx[va]
-    return InMemoryImages(
+    data = InMemoryImages(
         _to_tensor(images[keep], cfg.image_size), torch.from_numpy(labels[keep]),
         _to_tensor(images[test_idx], cfg.image_size), torch.from_numpy(labels[test_idx]),
         cfg.num_classes, cfg.augment)
+    h = hashlib.sha256()
+    for part in (keep, labels[keep], test_idx, labels[test_idx]):
+        h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes() + b"|")
+    data.split_digest = h.hexdigest()[:20]  # the packaged images are fixed: indices name the split
+    return data
 
 
 def build_data(cfg, seed: int, num_workers: int = 0):

@@ -5,11 +5,17 @@ else `./data/<folder>`), optionally downloads it first (`dataset.download=true`)
 every listed image exists, keeps the seeded class-balanced `sample_rate` subset of the training
 split and returns a `DiskImages` with the same interface as `InMemoryImages`, or, with
 `dataset.in_memory=true`, an `InMemoryImages` holding every image decoded once at `resize` px.
+Either way every image of the run is decoded before training (a corrupt file fails the run
+then, not at evaluation), and `split_digest` names the exact file lists, so a checkpoint is
+never resumed on another split (tred/run.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,6 +30,8 @@ from tred.data.memory import ImageData, InMemoryImages, _generator
 from tred.data.pipeline import Pipeline
 from tred.data.splits import balanced_subset, validation_split
 from tred.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -180,8 +188,40 @@ def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
     pipe = Pipeline(resize, cfg.image_size, cfg.keep_aspect, cfg.augment.hflip)
     train = [layout.train[i] for i in keep]
     if cfg.in_memory:
-        return decode_into_memory(train, test, len(layout.classes), pipe, cfg.augment)
-    return DiskImages(train, test, len(layout.classes), pipe, num_workers)
+        data = decode_into_memory(train, test, len(layout.classes), pipe, cfg.augment)
+    else:
+        check_images(train + test, pipe)
+        data = DiskImages(train, test, len(layout.classes), pipe, num_workers)
+    data.split_digest = split_digest(train, test, dataset_root(cfg, DATASETS[cfg.name]))
+    return data
+
+
+def split_digest(train, test, root: Path) -> str:
+    """sha256 (20 hex) of the run's training and evaluation lists: paths relative to the
+    dataset root (moving the root changes nothing) and labels, in order."""
+    h = hashlib.sha256()
+    for name, items in (("train", train), ("test", test)):
+        h.update(f"{name} {len(items)}\n".encode())
+        for path, label in items:
+            rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+            h.update(f"{rel}\t{label}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def check_images(items, pipe: Pipeline, show: int = 5) -> None:
+    """Decode every image once before training; one `DataError` lists the files that fail."""
+    start, bad = time.perf_counter(), []
+    for path, _ in items:
+        try:
+            pipe.check(path)
+        except DataError as exc:
+            bad.append(str(exc).split("; the file")[0].removeprefix("cannot read image "))
+    if bad:
+        more = f" (and {len(bad) - show} more)" if len(bad) > show else ""
+        raise DataError(f"{len(bad)} of {len(items)} images cannot be decoded: {'; '.join(bad[:show])}{more}. "
+                        "Fetch them again or remove them (removing files changes the seeded split, "
+                        "so unfinished runs of the old split cannot resume: docs/reliability.md)")
+    log.info("checked %d images in %.1f s", len(items), time.perf_counter() - start)
 
 
 def decode_into_memory(train, test, num_classes: int, pipe: Pipeline, augment) -> InMemoryImages:

@@ -34,6 +34,11 @@ class Pipeline:
             raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); "
                             "the file is corrupt or not an image: fetch it again") from None
 
+    def check(self, path: str) -> None:
+        """Decode `path` once (JPEGs at 1/8 scale: every coded byte is still read, so a truncated
+        file fails) or raise `DataError`: run on every image before training."""
+        self.load(path, draft=1)
+
     def _resize(self, img: Image.Image) -> Image.Image:
         size = self.resize if self.keep_aspect else [self.resize, self.resize]
         return TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
