@@ -8,6 +8,7 @@ complete or refused leaves its finished run directory untouched (docs/reliabilit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tred.config import check_overrides, register_resolvers
 from tred.errors import TredError
-from tred.runlock import RunInterrupted
+from tred.runlock import ParentWatch, RunInterrupted
 
 register_resolvers()
 log = logging.getLogger("tred")
@@ -56,12 +57,14 @@ class RunFiles:
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     files = RunFiles(cfg)
+    watch = ParentWatch.for_worker()  # a parallel sweep's worker stops when the sweep's process is gone
     try:
         hc = HydraConfig.get()
         check_overrides(hc.overrides.task)
         from tred.run import run  # late: bad input above fails before torch is imported
 
-        result = run(cfg, hc.runtime.output_dir, explicit=hc.overrides.task, on_start=files)
+        with watch.running() if watch else contextlib.nullcontext():
+            result = run(cfg, hc.runtime.output_dir, explicit=hc.overrides.task, on_start=files)
     except TredError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("%s", exc)
@@ -71,6 +74,10 @@ def main(cfg: DictConfig) -> float | None:
     except RunInterrupted as exc:  # incomplete, not failed: the same command resumes
         saved = "checkpoint saved" if exc.iteration is not None else "the last checkpoint, if any, is kept"
         print(f"{exc}; {saved}; run the same command to resume", file=sys.stderr)
+        if watch is not None and watch.orphaned.is_set():
+            files.close()
+            logging.shutdown()
+            os._exit(128 + exc.signum)  # nobody to report to: exit instead of taking the next job
         sys.exit(128 + exc.signum)
     finally:
         files.close()

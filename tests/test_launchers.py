@@ -46,3 +46,35 @@ def test_slurm_local_two_job_sweep(tmp_path):
     assert sorted(r["seed"] for r in results) == [0, 1]
     assert all(r["status"] == "completed" for r in results)
     assert list(root.glob(".submitit/*"))  # the jobs really went through submitit
+
+
+@pytest.mark.slow
+def test_slurm_local_requeue_resumes_from_the_stop_checkpoint(tmp_path):
+    """SIGUSR2 (pre-emption / time limit) to a running submitit job: the run checkpoints at the end
+    of its step, submitit requeues the job, and the requeued job resumes there and completes."""
+    import signal
+    import time
+
+    root = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "experiment=smoke",
+           "hydra/launcher=slurm_local", "trainer.max_iters=600", "trainer.checkpoint_every=0",
+           "trainer.log_every=10", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={root}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    sweep = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    job = log = None
+    while time.monotonic() < deadline and job is None:  # the job is running once its log shows iterations
+        time.sleep(0.5)
+        log = next(iter(root.rglob("train.log")), None)
+        if log is not None and "iter 20/600" in log.read_text():
+            out = subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True)
+            job = int(out.stdout.split()[0]) if out.stdout.split() else None
+    assert job is not None, "the submitit job did not start"
+    os.kill(job, signal.SIGUSR2)
+    out, _ = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, out[-3000:]
+    result = json.loads(next(root.rglob("result.json")).read_text())
+    assert result["status"] == "completed" and result["iters"] == 600
+    text = log.read_text()
+    resumed = int(text.split("resumed from checkpoint.pt at iteration ")[1].split()[0])
+    assert 20 <= resumed < 600  # checkpoint_every=0: only the stop checkpoint can give this
