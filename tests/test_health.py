@@ -70,3 +70,54 @@ def test_smoke_run_at_chance_is_completed_with_a_warning(tmp_path, smoke, caplog
     assert any(w.startswith("chance-level training accuracy") for w in result["warnings"])
     logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert all(any(w in m for m in logged) for w in result["warnings"])
+
+
+def test_first_step_problems():
+    from tred.engine.health import first_step_problems
+
+    assert first_step_problems({"ce": 5.0, "tred_fm": 500.0, "tred_head": 0.2}, 102) == [("tred_fm", 500.0, 5.0)]
+    assert first_step_problems({"ce": 5.0, "tred_fm": 499.0}, 102) == []  # below 100 x 5
+    assert first_step_problems({"ce": 1.0, "x": 462.0}, 102) == []  # CE taken as at least ln(102) = 4.62
+    assert first_step_problems({"ce": 1.0, "x": 463.0}, 102) == [("x", 463.0, math.log(102))]
+    assert first_step_problems({"ce": 0.01, "x": 50.0}, 10) == []  # CE taken as at least ln(10)
+    assert first_step_problems({"ce": 1.0, "x": math.nan}, 10) == []
+
+
+def test_a_penalty_that_dwarfs_the_task_stops_the_run_at_its_first_step(tmp_path, monkeypatch):
+    """As TRED at DELTA's published alpha on Lite0 (Flowers-102: chance after the whole run)."""
+    from dataclasses import dataclass
+
+    from omegaconf import open_dict
+
+    from conftest import compose_cfg
+    from tred.errors import PenaltyScaleError
+    from tred.regularizers import REGISTRY, Regularizer
+    from tred.run import run
+
+    class Loud(Regularizer):
+        name, weight_key = "loud", "alpha"
+
+        @dataclass
+        class Config:
+            alpha: float = 1.0
+
+        def penalty(self, step):  # 1000 x alpha, with a gradient
+            return {"loud": self.cfg.alpha * (1000.0 + 0.0 * step.logits.sum())}
+
+    monkeypatch.setitem(REGISTRY, "loud", Loud)
+
+    def go(*over, alpha=1.0, where="a"):
+        cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", "dataset.test_per_class=5", *over])
+        with open_dict(cfg):
+            cfg.regularizer = {"loud": {"alpha": alpha}}
+        return run(cfg, tmp_path / where)
+
+    with pytest.raises(PenaltyScaleError, match=r"first step the loss term `loud` is 1e\+03, >= 100x the cross-"
+                       r"entropy \(2.\d+; taken as at least ln\(10\) = 2.3\).*regularizer.loud.alpha=1 is too large.*~0.002"):
+        go()
+    failed = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert failed["status"] == "failed" and "PenaltyScaleError" in failed["error"]
+    warned = go("trainer.penalty_check=warn", where="b")
+    assert warned["status"] == "completed" and warned["warnings"][0].startswith("at the first step the loss term")
+    quiet = go(alpha=0.01, where="c")  # 10 < 100 x 2.3: nothing to say at the start
+    assert quiet["status"] == "completed" and not any(w.startswith("at the first step") for w in quiet["warnings"])

@@ -127,6 +127,8 @@ class TrainerConfig:
     amp: bool = True
     # Tensors in channels_last memory format; null: on CUDA only.
     channels_last: Optional[bool] = None
+    # A regularizer term >= 100x the cross-entropy at the first step: error (stop the run), warn, off.
+    penalty_check: str = "error"
 
 
 @dataclass
@@ -159,6 +161,7 @@ GROUP_SCHEMAS = {
     "trainer": TrainerConfig,
 }
 RESUME_MODES = ("auto", "never")
+PENALTY_CHECKS = ("error", "warn", "off")
 
 
 def _merge(schema: type, node: Any, where: str) -> DictConfig:
@@ -293,6 +296,8 @@ def check_ranges(cfg: DictConfig) -> None:
             f"{cfg.backbone.name}: use at least {cfg.backbone.min_image_size}")
     if cfg.disentangle is not None:
         check_disentangle(cfg.disentangle)
+    if t.penalty_check not in PENALTY_CHECKS:
+        raise ConfigError(f"trainer.penalty_check={t.penalty_check!r}; valid: {list(PENALTY_CHECKS)}")
     if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
         raise ConfigError(f"trainer.device={t.device!r}; valid: auto, cpu, cuda, cuda:N")
 

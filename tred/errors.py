@@ -19,3 +19,8 @@ class NonFiniteLossError(TredError):
 
 class OutputError(TredError):
     """The run directory cannot be written (read-only, no permission, full disk)."""
+
+
+class PenaltyScaleError(TredError):
+    """A regularizer term dwarfs the cross-entropy at the first step: its weight is off by orders
+    of magnitude for this backbone and image size (trainer.penalty_check)."""

@@ -9,6 +9,12 @@ its `result.json` lists what is wrong in `warnings` (each also a log warning). I
 - a regularizer term stays >= DOMINANCE x the cross-entropy in each of the last LAST_ROWS
   logged finetune rows. The CE is taken as at least ln(classes), the CE of a uniform guess: a
   model that fits its training batches drives the CE to ~0.01, and a penalty 100x that is normal.
+
+At the start of a run (`first_step_problems`, trainer.penalty_check): a term >= DOMINANCE x the
+cross-entropy (again at least ln(classes)) at the first step means the weight is orders of
+magnitude off for this backbone and image size (a published weight set for ResNet-101 at 224 px
+on Lite0 at 72 px: TRED at DELTA's alpha collapses to chance); the run stops there (or warns)
+instead of spending its budget on a model that cannot learn the task.
 """
 
 from __future__ import annotations
@@ -55,3 +61,11 @@ def health_warnings(rows, accuracy, num_classes: int, split: str = "test") -> li
                        f"least ln({num_classes}) = {floor:.2g}, the CE of a uniform guess) in {rows_note} "
                        f"(last: {t:.3g} vs {ce:.3g}): the penalty, not the task, drives training")
     return out
+
+
+def first_step_problems(terms: dict, num_classes: int) -> list[tuple[str, float, float]]:
+    """(term, value, CE floor) of every regularizer term >= DOMINANCE x max(CE, ln classes) in the
+    loss terms of the first step (`terms`: name -> float, with "ce")."""
+    ce = max(float(terms["ce"]), math.log(num_classes))
+    return [(k, float(v), ce) for k, v in terms.items()
+            if k != "ce" and _number(v) is not None and float(v) >= DOMINANCE * ce]

@@ -8,14 +8,16 @@ adds up the terms they return.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
+from tred.engine.health import DOMINANCE, first_step_problems
 from tred.engine.precision import Precision
-from tred.errors import NonFiniteLossError
+from tred.errors import NonFiniteLossError, PenaltyScaleError
 from tred.models.hooks import FeatureTaps
 from tred.regularizers.base import Step
 
@@ -48,6 +50,8 @@ class Finetuner:
         self.data, self.tcfg, self.seed, self.device, self.metrics = data, tcfg, seed, device, metrics
         self.optimizer, self.scheduler = build_optimizer(model, regularizers, tcfg)
         self.iteration = 0
+        self.warnings: list[str] = []  # the start-of-run scale check's, when penalty_check=warn
+        self._term_owner: dict = {}  # loss term -> the regularizer that returned it
         self.precision = Precision(device, tcfg.amp, tcfg.channels_last)
         self.precision.prepare(model, source)
         src_layers = sorted({n for r in regularizers for n in r.source_layers})
@@ -92,7 +96,9 @@ class Finetuner:
         step = Step(self.model, logits, y, feats, amp.as_float32(target_maps), amp.as_float32(source_maps))
         terms = {"ce": F.cross_entropy(logits, y)}
         for r in self.regs:
-            terms.update(r.penalty(step))
+            own = r.penalty(step)
+            self._term_owner.update(dict.fromkeys(own, r))
+            terms.update(own)
         loss = sum(terms.values())
         if not torch.isfinite(loss):
             bad = [k for k, v in terms.items() if not torch.isfinite(v)]
@@ -123,6 +129,8 @@ class Finetuner:
             y = y.to(self.device, non_blocking=True)
             lr = self.optimizer.param_groups[0]["lr"]
             terms = self.step(x, y)
+            if self.iteration == 1:  # the first step of the run (a resumed run has passed it)
+                self.check_penalty_scale(terms)
             window_n += len(y)
             window_correct += int(terms.pop("correct"))
             if bar is not None:
@@ -145,6 +153,31 @@ class Finetuner:
         if bar is not None:
             bar.close()
         return {"finetune_time_s": time.perf_counter() - start_t}
+
+
+    def check_penalty_scale(self, terms: dict) -> None:
+        """trainer.penalty_check: `error` stops the run at its first step when a regularizer term
+        is >= DOMINANCE x the cross-entropy (tred.engine.health), `warn` logs it, `off` skips it."""
+        mode = self.tcfg.penalty_check
+        problems = first_step_problems({k: float(v) for k, v in terms.items() if k not in ("loss", "correct")},
+                                       self.data.num_classes) if mode != "off" else []
+        for term, value, ce in problems:
+            r = self._term_owner.get(term)
+            key = getattr(r, "weight_key", None)
+            where = ""
+            if key is not None and key in r.cfg:
+                weight = float(r.cfg[key])
+                where = (f"; regularizer.{r.name}.{key}={weight:g} is too large for this backbone and image "
+                         f"size: ~{weight * ce / value:.1g} would make it about the cross-entropy (choose it on "
+                         "held-out data: a tuning sweep, README)")
+            k = self.data.num_classes
+            msg = (f"at the first step the loss term `{term}` is {value:.3g}, >= {DOMINANCE:g}x the cross-entropy "
+                   f"({ce:.3g}; taken as at least ln({k}) = {math.log(k):.3g}): the penalty, not the task, would "
+                   f"drive training{where}; trainer.penalty_check=warn runs anyway")
+            if mode == "error":
+                raise PenaltyScaleError(msg)
+            log.warning("%s", msg)
+            self.warnings.append(msg)
 
 
 def _progress(total: int, initial: int):
