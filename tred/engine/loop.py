@@ -154,10 +154,3 @@ def _progress(total: int, initial: int):
 
     return tqdm(total=total, initial=initial, desc="fine-tune", dynamic_ncols=True)
 
-
-def finetune(model, source, regularizers, data, tcfg, seed, device, metrics) -> dict:
-    trainer = Finetuner(model, source, regularizers, data, tcfg, seed, device, metrics)
-    try:
-        return trainer.run()
-    finally:
-        trainer.close()
