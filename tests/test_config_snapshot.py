@@ -22,11 +22,11 @@ def test_a_changed_default_and_a_changed_run_directory_show(tmp_path):
     configs = tmp_path / "configs"
     shutil.copytree(CONFIGS, configs)
     (before,) = snapshot(configs, ["tune_delta_alpha"], one_seed=True).values()
-    assert "delta/elpv/sr1.0/seed0/regularizer.delta.alpha=1e-2" in before and len(before) == 12
+    assert "delta/elpv/sr1.0/seed0/regularizer.delta.alpha=0.01" in before and len(before) == 12
     smoke = configs / "experiment" / "tune_delta_alpha.yaml"
     smoke.write_text(smoke.read_text().replace("1e-2,1e-3", "1e-1,1e-3") + "trainer:\n  lr: 0.02\n")
     (after,) = snapshot(configs, ["tune_delta_alpha"], one_seed=True).values()
-    assert set(before) - set(after) == {f"delta/{d}/sr1.0/seed0/regularizer.delta.alpha=1e-2"
+    assert set(before) - set(after) == {f"delta/{d}/sr1.0/seed0/regularizer.delta.alpha=0.01"
                                         for d in ("elpv", "mnist5k", "digits")}
-    same = "delta/digits/sr1.0/seed0/regularizer.delta.alpha=1e-3"
+    same = "delta/digits/sr1.0/seed0/regularizer.delta.alpha=0.001"
     assert before[same]["trainer"]["lr"] == 0.01 and after[same]["trainer"]["lr"] == 0.02
