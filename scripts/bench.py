@@ -36,9 +36,10 @@ from tred.engine.loop import Finetuner  # noqa: E402
 from tred.engine.metrics import MetricsLog  # noqa: E402
 from tred.io import write_json  # noqa: E402
 from tred.models import build_models  # noqa: E402
-from tred.regularizers import SetupContext, build_regularizers  # noqa: E402
-from tred.regularizers.channel_attention import (attention_weights, channel_scores,  # noqa: E402
-                                                 channel_scores_naive)
+from tred.regularizers import build_regularizers  # noqa: E402
+from tred.run import setup_context  # noqa: E402
+from tred.stage1.channel_attention import (attention_weights, channel_scores,  # noqa: E402
+                                          channel_scores_naive)
 
 # (name, regularizer overrides). Adding a method to the benchmark = one entry here. The first
 # entry is the reference. DELTA's attention is computed from 1 batch: it changes values, not speed.
@@ -65,9 +66,9 @@ def build_trainer(name, overrides, common, workdir: Path) -> Finetuner:
     cfg = compose_cfg([*common, *overrides, f"cache_dir={workdir / 'cache'}"])
     data = build_data(cfg.dataset, cfg.seed)
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
-    regs = build_regularizers(cfg.regularizer, cfg.backbone)
+    regs = build_regularizers(cfg.regularizer)
     metrics = MetricsLog(workdir / f"{name}.csv")
-    ctx = SetupContext(model, source, data, cfg, torch.device("cpu"), workdir, workdir / "cache", metrics)
+    ctx = setup_context(cfg, model, source, data, torch.device("cpu"), workdir, metrics)
     for r in regs:
         r.setup(ctx)
     return Finetuner(model, source, regs, data, cfg.trainer, cfg.seed, torch.device("cpu"), metrics)

@@ -5,7 +5,7 @@ import timm
 import torch
 from torch import nn
 
-import tred.regularizers.channel_attention as ca
+import tred.stage1.channel_attention as ca
 from tred.errors import ConfigError
 from tred.models.backbones import Backbone
 from tred.models.hooks import FeatureTaps

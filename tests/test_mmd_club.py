@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tred.regularizers.functional import CLUB, mmd2
+from tred.stage1.estimators import CLUB, mmd2
 
 ALPHAS = (1 / 8, 1 / 4, 1 / 2, 1, 2)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from omegaconf import OmegaConf
 
 from tred.config import validate
 from tred.data.disk import DATASETS
 
-from conftest import compose_cfg
+from conftest import CONFIGS, compose_cfg
 
 PAPER = ["cub200", "stanford_dogs", "stanford_cars", "fgvc_aircraft", "flowers102", "mit_indoor67",
          "caltech256_30", "caltech256_60"]
@@ -37,9 +38,11 @@ def test_overrides_only_touch_selected_regularizers():
 
 
 def test_what_the_user_typed_beats_an_experiments_overrides():
-    """mini_table sets TRED's alpha via regularizer_overrides; a command-line or sweep value wins."""
+    """flowers_table sets TRED's alpha via regularizer_overrides (configs/tuned/flowers102.yaml);
+    a command-line or sweep value wins."""
     typed = ["method=tred_max_mmd", "regularizer.tred.alpha=0.01"]
-    cfg = compose_cfg(["experiment=mini_table", *typed], smoke=False)
-    assert validate(cfg).regularizer.tred.alpha == 1e-4  # no overrides given: the experiment's value
+    cfg = compose_cfg(["experiment=flowers_table", *typed], smoke=False)
+    tuned = OmegaConf.load(CONFIGS / "tuned" / "flowers102.yaml").regularizer_overrides.tred.alpha
+    assert tuned != 0.01 and validate(cfg).regularizer.tred.alpha == tuned  # nothing typed: the experiment's
     assert validate(cfg, explicit=typed).regularizer.tred.alpha == 0.01
-    assert validate(cfg, explicit=["++regularizer.tred.beta=0.5"]).regularizer.tred.alpha == 1e-4
+    assert validate(cfg, explicit=["++regularizer.tred.beta=0.5"]).regularizer.tred.alpha == tuned

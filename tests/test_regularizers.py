@@ -11,7 +11,8 @@ from tred.engine.loop import Finetuner, optimizer_weight_decay
 from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError
 from tred.models import build_models
-from tred.regularizers import SetupContext, build_regularizers
+from tred.regularizers import build_regularizers
+from tred.run import setup_context
 from tred.regularizers.l2sp import sp_parameters
 
 FAST = ["dataset.test_per_class=2", "trainer.max_iters=2", "trainer.log_every=1"]
@@ -44,7 +45,7 @@ def test_unknown_layer_fails_at_start(smoke):
 
 def _built(reg, *extra):
     cfg = validate(compose_cfg([f"regularizer={reg}", *extra]))
-    return cfg, build_regularizers(cfg.regularizer, cfg.backbone)
+    return cfg, build_regularizers(cfg.regularizer)
 
 
 def test_composition_and_defaults():
@@ -69,7 +70,7 @@ def _finetuner(reg, *extra):
 
     data = build_data(cfg.dataset, cfg.seed)
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
-    ctx = SetupContext(model, source, data, cfg, torch.device("cpu"), None, None, MetricsLog("/dev/null"))
+    ctx = setup_context(cfg, model, source, data, torch.device("cpu"), None, MetricsLog("/dev/null"))
     for r in regs:
         r.setup(ctx)
     return Finetuner(model, source, regs, data, cfg.trainer, cfg.seed, torch.device("cpu"), ctx.metrics), data

@@ -43,7 +43,7 @@ class Staged(Regularizer):
         def compute():
             STAGE1_CALLS.append(1)
             return torch.arange(3.0)
-        self.reference, hit = cached(ctx.cache_dir, "staged", {"seed": ctx.cfg.seed}, compute)
+        self.reference, hit = cached(ctx.cache_dir, "staged", {"seed": ctx.seed}, compute)
         return {"staged_hit": hit}
 
     def state_dict(self):

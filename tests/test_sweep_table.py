@@ -14,12 +14,10 @@ import pandas as pd
 import pytest
 
 from tests.wandb_reader import history
-from tred.regularizers import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
-# Method presets (configs/method/) in preference order; the first two whose regularizers exist.
-PRESETS = {"finetune": "l2", "bss": "bss", "l2sp": "l2sp", "at": "at"}
-METHODS = [p for p, reg in PRESETS.items() if reg in REGISTRY][:2]
+# Two method presets (configs/method/) with cheap stage-free regularizers.
+METHODS = ["finetune", "bss"]
 
 
 def sweep(sweep_dir: Path, *extra: str) -> str:
@@ -36,7 +34,6 @@ def sweep(sweep_dir: Path, *extra: str) -> str:
 
 
 def test_smoke_sweep_table_skip_and_rerun_failed(tmp_path):
-    assert METHODS, "no method preset has its regularizer registered"
     root = tmp_path / "sweep"
     sweep(root)
     results = sorted(root.rglob("result.json"))

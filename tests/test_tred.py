@@ -12,12 +12,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from tred.config import DisentangleConfig, validate
-from tred.disentangle.model import Disentangler
-from tred.disentangle.train import evaluate_stage1, train_disentangler
+from tred.stage1.disentangler import Disentangler
+from tred.stage1.disentangle import evaluate_stage1, train_disentangler
 from tred.errors import ConfigError
 from tred.regularizers import REGISTRY, build_regularizers
 from tred.regularizers.base import Step
-from tred.regularizers.functional import mmd2
+from tred.stage1.estimators import mmd2
 from conftest import compose_cfg
 
 
@@ -161,7 +161,7 @@ def test_penalty_is_the_delta_distance_to_the_chosen_reference():
 def test_bad_knobs_fail_early():
     bad = validate(compose_cfg(["regularizer=tred", "regularizer.tred.reference=half"]))
     with pytest.raises(ConfigError, match="reference"):  # raised before data or models are built
-        build_regularizers(bad.regularizer, bad.backbone)
+        build_regularizers(bad.regularizer)
     with pytest.raises(ConfigError, match="diagnostics_split"):
         validate(compose_cfg(["regularizer=tred", "disentangle.diagnostics_split=val"]))
     cfg = validate(compose_cfg(["regularizer=tred"]))

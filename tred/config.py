@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tred.errors import ConfigError
+from tred.methods import method_name
 
 
 @dataclass
@@ -67,30 +68,48 @@ class BackboneConfig:
 
 @dataclass
 class DisentangleConfig:
-    """TRED stage 1 (configs/disentangle/*.yaml documents each knob)."""
+    """TRED stage 1 (docs/tred.md); configs/disentangle/*.yaml pick `name` and take the rest from here.
 
+    loss = CE(h_r(pool z_r), y) + rec_weight * mean (z_r + z_i - z)^2 - mmd_weight * MMD^2 + mi_weight * I_CLUB
+    (tred/stage1/disentangle.py; `name` selects which separation terms enter the loss).
+    """
+
+    # max_mmd | min_mi | max_mmd_min_mi: the separation term(s).
     name: str = "max_mmd_min_mi"
+    # branches: z_r = E_r(z), z_i = E_i(z), tied to z by the reconstruction term (docs/tred.md);
+    # mask: z_r = sigmoid(E_r(z)) * z, z_i = z - z_r, a split of z by construction (docs/tred.md).
     parts: str = "branches"
+    # Adam on the disentangler (E_r, E_i, h_r of each TRED layer); source backbone frozen, eval mode.
     epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
+    # false: source feature maps of the un-augmented training set computed once and reused every epoch;
+    # true: fresh augmented batches (dataset.augment) through the source every step (slower).
     augment: bool = False
     rec_weight: float = 1.0
     # Divide the reconstruction error by mean z^2 (scale-free, as the reference gap is).
     rec_normalize: bool = False
     # tie_weight * mean (z_r - z)^2 / mean z^2: keeps the reference near the source map.
     tie_weight: float = 0.0
+    # Weight of -MMD^2 (used by max_mmd and max_mmd_min_mi; the value is logged for every method).
     mmd_weight: float = 1.0
+    # Weight of +I_CLUB (used by min_mi and max_mmd_min_mi; the CLUB is fitted as a monitor for every method).
     mi_weight: float = 0.01
+    # Gaussian kernel bandwidths sigma^2 = a * mean pairwise squared distance of the joint batch.
     kernel_alphas: list = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0])
+    # CLUB's q(z_i | z_r): MLP hidden size, its own Adam lr, its steps per disentangler step,
+    # soft bound on its log-variance (logvar = limit * tanh(raw / limit)).
     club_hidden: int = 256
     club_lr: float = 1e-3
     club_steps: int = 1
     club_logvar_limit: float = 5.0
+    # Linear probe on the full pooled source feature (diagnostic): full-batch Adam steps and lr.
     probe_steps: int = 200
     probe_lr: float = 0.01
+    # Split on which the relevant head and the probe are scored (reported only, never used to choose).
     diagnostics_split: str = "test"
+    # Score on the first N images of that split (null: all); bounds the cost of the source forward.
     diagnostics_max_images: Optional[int] = 1024
 
 
@@ -127,8 +146,8 @@ class TrainerConfig:
     amp: bool = True
     # Tensors in channels_last memory format; null: on CUDA only.
     channels_last: Optional[bool] = None
-    # A regularizer term >= 100x the cross-entropy at the first step: error (stop the run), warn, off.
-    penalty_check: str = "error"
+    # A regularizer term >= 100x the cross-entropy at the first step: warn (log, result.json), error (stop), off.
+    penalty_check: str = "warn"
 
 
 @dataclass
@@ -303,8 +322,8 @@ def check_ranges(cfg: DictConfig) -> None:
 
 
 def check_disentangle(dc: DictConfig) -> None:
-    from tred.disentangle.model import PARTS  # late: imports torch
-    from tred.disentangle.train import DIAGNOSTIC_SPLITS, METHODS
+    from tred.stage1.disentangler import PARTS  # late: imports torch
+    from tred.stage1.disentangle import DIAGNOSTIC_SPLITS, METHODS
 
     if dc.name not in METHODS:
         raise ConfigError(f"disentangle={dc.name!r}; valid: {sorted(METHODS)}")
@@ -328,14 +347,6 @@ def schema_defaults() -> dict:
     return out
 
 
-def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None) -> str:
-    """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd`, and
-    `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`."""
-    names = list(regularizer.keys()) if hasattr(regularizer, "keys") else [str(regularizer)]
-    tred = f"tred-{disentangle}" if parts in (None, "branches") else f"tred-{parts}-{disentangle}"
-    return "+".join(tred if (n == "tred" and disentangle) else n for n in names)
-
-
 def threads_per_job() -> Optional[int]:
     """CPU threads per job when a launcher runs `n_jobs` jobs side by side (joblib), else None
     (torch's default). Splitting the cores avoids oversubscription."""
@@ -351,7 +362,24 @@ def threads_per_job() -> Optional[int]:
     return max(1, cores // (cores if n_jobs < 0 else n_jobs))
 
 
+# Structured configs that the yaml files of a group extend (`defaults: [<name>, _self_]`), so that
+# each default is written once, in its dataclass.
+SCHEMA_OPTIONS = {("disentangle", "base_disentangle"): DisentangleConfig}
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore (before any compose)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for (group, name), schema in SCHEMA_OPTIONS.items():
+        cs.store(group=group, name=name, node=schema)
+
+
 def register_resolvers() -> None:
+    """The resolvers of configs/ (`method_name`, `threads_per_job`) and the schemas they extend:
+    what any caller of Hydra's compose (scripts/train.py, the tests, scripts/) needs first."""
+    register_schemas()
     if not OmegaConf.has_resolver("method_name"):
         OmegaConf.register_new_resolver("method_name", method_name)
     if not OmegaConf.has_resolver("threads_per_job"):

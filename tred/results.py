@@ -28,22 +28,13 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from tred.config import method_name
 from tred.errors import TredError
 from tred.io import read_json
+from tred.methods import (DISPLAY, FINETUNE, PAPER_ORDER, display_name, method_name,  # noqa: F401 - re-exported
+                          method_of_config, method_order)
 from tred.stats import BETTER, NO_PAIRS, WORSE, Paired, paired_difference
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-FINETUNE = "l2"
-PAPER_ORDER = ("l2", "l2sp", "at", "delta", "bss", "tred-max_mmd", "tred-min_mi", "tred-max_mmd_min_mi",
-               "tred-mask-max_mmd", "tred-mask-min_mi", "tred-mask-max_mmd_min_mi")
-DISPLAY = {
-    "l2": "Fine-tune (L2)", "l2sp": "L2-SP", "at": "AT", "delta": "DELTA", "bss": "BSS",
-    "tred-max_mmd": "TRED Max-MMD", "tred-min_mi": "TRED Min-MI",
-    "tred-max_mmd_min_mi": "TRED Max-MMD+Min-MI",
-    "tred-mask-max_mmd": "TRED-mask Max-MMD", "tred-mask-min_mi": "TRED-mask Min-MI",
-    "tred-mask-max_mmd_min_mi": "TRED-mask Max-MMD+Min-MI",
-}
 KEY = ["method", "dataset", "sample_rate", "seed"]
 # config.yaml keys that must agree between the runs of one table (the rest are sweep axes).
 SHARED_KEYS = ("sweep_name", "backbone", "trainer")
@@ -54,21 +45,7 @@ class TableError(TredError):
     """The sweep directory cannot give an honest table (empty, mixed, corrupt)."""
 
 
-def display_name(method: str) -> str:
-    return " + ".join(DISPLAY.get(part, part) for part in method.split("+"))
-
-
-def method_order(methods) -> list[str]:
-    known = [m for m in PAPER_ORDER if m in methods]
-    return known + sorted(set(methods) - set(known))
-
-
 # ---------------------------------------------------------------------------- reading runs
-def method_of_config(cfg: dict) -> str:
-    dis = cfg.get("disentangle")
-    return method_name(cfg["regularizer"], dis["name"] if dis else None, dis.get("parts") if dis else None)
-
-
 def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per run directory (result.json, or config.yaml only = unfinished)."""
     sweep_dir = Path(sweep_dir)
@@ -213,12 +190,7 @@ def preset_method(preset: str, configs: Path = CONFIGS) -> str:
     reg = picks.get("regularizer")
     regs = reg if isinstance(reg, list) else [reg]
     parts = (OmegaConf.load(path).get("disentangle") or {}).get("parts")
-    return method_name({r: None for r in regs}, picks.get("disentangle"), parts)
-
-
-def _regularizer_method(value: str, disentangle: str | None, parts: str | None = None) -> str:
-    regs = [r.strip() for r in value.strip("[]").split(",") if r.strip()]
-    return method_name({r: None for r in regs}, disentangle if "tred" in regs else None, parts)
+    return method_name(regs, picks.get("disentangle"), parts)
 
 
 @dataclass
@@ -240,7 +212,7 @@ def expected_grid(runs: pd.DataFrame, sweep_dir: Path, configs: Path = CONFIGS) 
     elif "regularizer" in axes:
         dis = axes.get("disentangle", [None])
         parts = axes.get("disentangle.parts", [None])
-        methods = [_regularizer_method(r, d, p) for r in axes["regularizer"] for d in dis for p in parts]
+        methods = [method_name(r, d, p) for r in axes["regularizer"] for d in dis for p in parts]
     else:
         methods = []
     datasets = axes.get("dataset", [])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from tred.config import method_name, validate
+from tred.config import validate
 from tred.data import build_data
 from tred.engine.checkpoint import Checkpointer, config_diff
 from tred.engine.evaluate import evaluate
@@ -28,6 +28,7 @@ from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError, DataError, OutputError
 from tred.io import atomic_write, read_json, remove_stray_temps, write_json
 from tred.loggers import build_sinks
+from tred.methods import method_name
 from tred.models import build_models, resolve_layers
 from tred.provenance import provenance
 from tred.regularizers import SetupContext, build_regularizers
@@ -109,6 +110,14 @@ def check_split(resume: dict | None, digest: str, run_dir: Path, dataset: str) -
                         "refusing to resume: pass resume=never to start this run over")
 
 
+def setup_context(cfg: DictConfig, model, source, data, device, run_dir, metrics) -> SetupContext:
+    """What the regularizers' `setup` (and through it stage 1) gets from this run."""
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    return SetupContext(model, source, data, device, run_dir, Path(cfg.cache_dir), metrics, seed=cfg.seed,
+                        identity={"backbone": plain(cfg.backbone), "dataset": plain(cfg.dataset)},
+                        trainer=cfg.trainer, disentangle=cfg.disentangle)
+
+
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt: Checkpointer,
                        resume: dict | None, stop: StopSignals) -> dict:
     t = cfg.trainer
@@ -120,7 +129,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     data.batches_per_epoch(t.batch_size)
     check_split(resume, data.split_digest, run_dir, cfg.dataset.name)
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
-    regs = build_regularizers(cfg.regularizer, cfg.backbone)
+    regs = build_regularizers(cfg.regularizer)
     for r in regs:  # unknown layer names fail here, before any work
         resolve_layers(model.backbone.body, dict.fromkeys([*r.source_layers, *r.target_layers]))
     model.to(device)
@@ -128,7 +137,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
 
     info: dict = {"train_size": data.train_size, "test_size": data.test_size, "num_classes": data.num_classes,
                   "split_digest": data.split_digest, "device": str(device)}
-    ctx = SetupContext(model, source, data, cfg, device, run_dir, Path(cfg.cache_dir), metrics)
+    ctx = setup_context(cfg, model, source, data, device, run_dir, metrics)
     t0 = time.perf_counter()
     for r in regs:
         info.update(r.setup(ctx))

@@ -211,7 +211,3 @@ def image_folder(root: Path, cfg) -> Layout:
     train, test = _seeded_split(items, cfg, cfg.test_fraction)
     return Layout(train, test, classes)
 
-
-READERS = {"cub200": cub200, "stanford_dogs": stanford_dogs, "stanford_cars": stanford_cars,
-           "fgvc_aircraft": fgvc_aircraft, "flowers102": flowers102, "mit_indoor67": mit_indoor67,
-           "caltech256": caltech256, "image_folder": image_folder}

@@ -1,5 +1,5 @@
 from tred.engine.evaluate import evaluate
-from tred.engine.loop import finetune
+from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 
-__all__ = ["evaluate", "finetune", "MetricsLog"]
+__all__ = ["evaluate", "Finetuner", "MetricsLog"]

@@ -50,7 +50,7 @@ class Finetuner:
         self.data, self.tcfg, self.seed, self.device, self.metrics = data, tcfg, seed, device, metrics
         self.optimizer, self.scheduler = build_optimizer(model, regularizers, tcfg)
         self.iteration = 0
-        self.warnings: list[str] = []  # the start-of-run scale check's, when penalty_check=warn
+        self.warnings: list[str] = []  # the start-of-run scale check's (trainer.penalty_check=warn)
         self._term_owner: dict = {}  # loss term -> the regularizer that returned it
         self.precision = Precision(device, tcfg.amp, tcfg.channels_last)
         self.precision.prepare(model, source)
@@ -156,8 +156,9 @@ class Finetuner:
 
 
     def check_penalty_scale(self, terms: dict) -> None:
-        """trainer.penalty_check: `error` stops the run at its first step when a regularizer term
-        is >= DOMINANCE x the cross-entropy (tred.engine.health), `warn` logs it, `off` skips it."""
+        """trainer.penalty_check: when a regularizer term is >= DOMINANCE x the cross-entropy at the
+        first step (tred.engine.health), `warn` logs it at once and keeps it for result.json,
+        `error` stops the run, `off` skips the check."""
         mode = self.tcfg.penalty_check
         problems = first_step_problems({k: float(v) for k, v in terms.items() if k not in ("loss", "correct")},
                                        self.data.num_classes) if mode != "off" else []
@@ -173,7 +174,7 @@ class Finetuner:
             k = self.data.num_classes
             msg = (f"at the first step the loss term `{term}` is {value:.3g}, >= {DOMINANCE:g}x the cross-entropy "
                    f"({ce:.3g}; taken as at least ln({k}) = {math.log(k):.3g}): the penalty, not the task, would "
-                   f"drive training{where}; trainer.penalty_check=warn runs anyway")
+                   f"drive training{where}")
             if mode == "error":
                 raise PenaltyScaleError(msg)
             log.warning("%s", msg)
@@ -187,10 +188,3 @@ def _progress(total: int, initial: int):
 
     return tqdm(total=total, initial=initial, desc="fine-tune", dynamic_ncols=True)
 
-
-def finetune(model, source, regularizers, data, tcfg, seed, device, metrics) -> dict:
-    trainer = Finetuner(model, source, regularizers, data, tcfg, seed, device, metrics)
-    try:
-        return trainer.run()
-    finally:
-        trainer.close()

@@ -1,37 +1,42 @@
 """Fine-tuning regularizers, picked by name from the `regularizer` config group.
 
-Adding a method = one module that defines a `Regularizer` subclass decorated with
-`@register("name")` + one yaml file in configs/regularizer/ + one test.
+Every module of this package except `base`, `functional` and `registry` is a method and is
+imported here (`discover`), so there is no list of methods to keep. Adding a method touches:
+
+1. `tred/regularizers/<name>.py`: a `Regularizer` subclass decorated with `@register("<name>")`
+   (from `tred.regularizers.registry`), its `Config` dataclass holding every default, its
+   formula and paper in the docstring, and `penalty` returning its terms by name;
+2. `configs/regularizer/<name>.yaml`: `<name>:` with only what differs from `Config` (values
+   read from other groups, such as `layers: ${backbone.feature_layers}`);
+3. `tests/test_<name>.py` (or a case in tests/test_functional.py): the formula against an
+   independent computation.
+
+Tables name it `<name>`; `tred/methods.py` gives it a display name and a place in the paper order
+when it should have one. docs/adding.md walks through it, with a dataset and a backbone.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from tred.regularizers.base import Regularizer, SetupContext, Step
+from tred.regularizers.registry import REGISTRY, register
 
-REGISTRY: dict[str, type[Regularizer]] = {}
-_MODULES = ("l2", "l2sp", "at", "delta", "bss", "tred")
-
-
-def register(name: str):
-    def wrap(cls):
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-    return wrap
+NOT_METHODS = ("base", "functional", "registry")
 
 
-for _m in _MODULES:
-    try:
-        importlib.import_module(f"tred.regularizers.{_m}")
-    except ModuleNotFoundError as exc:  # a method not written yet
-        if exc.name != f"tred.regularizers.{_m}":
-            raise
+def discover() -> None:
+    """Import every method module of this package (each registers itself)."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in NOT_METHODS and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
-def build_regularizers(cfg_regularizer, cfg_backbone) -> list[Regularizer]:
-    return [REGISTRY[name](node, cfg_backbone) for name, node in cfg_regularizer.items()]
+def build_regularizers(cfg_regularizer) -> list[Regularizer]:
+    return [REGISTRY[name](node) for name, node in cfg_regularizer.items()]
 
 
-__all__ = ["REGISTRY", "Regularizer", "SetupContext", "Step", "register", "build_regularizers"]
+discover()
+
+__all__ = ["REGISTRY", "Regularizer", "SetupContext", "Step", "build_regularizers", "discover", "register"]

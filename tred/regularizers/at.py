@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from tred.errors import ConfigError
-from tred.regularizers import register
+from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 from tred.regularizers.functional import at_penalty
 
@@ -23,7 +23,7 @@ class AT(Regularizer):
         p: float = 2.0
         layers: list = field(default_factory=list)
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         super().__init__(cfg)
         if not cfg.layers:
             raise ConfigError("regularizer.at.layers is empty; list the layers to match, e.g. blocks.4")

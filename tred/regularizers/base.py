@@ -5,7 +5,7 @@ it needs and the engine computes exactly that, once per step:
 
 - `source_layers`: feature maps of the frozen source model w0 (one shared forward, no autograd);
 - `target_layers`: feature maps of the network being trained;
-- `needs_features`: the pooled penultimate feature f(x) of the network being trained.
+- the pooled penultimate feature f(x) of the network being trained is always there (`Step.features`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+
+from tred.stage1.channel_attention import channel_attention
 
 
 @dataclass
@@ -30,16 +32,37 @@ class Step:
 
 @dataclass
 class SetupContext:
-    """What a regularizer may use once before training (stage 1, references to w0 ...)."""
+    """What a regularizer may use once before training (stage 1, references to w0 ...).
+
+    Not the run config: what the run's stage-1 procedures (tred/stage1) take as arguments.
+    """
 
     model: Any
     source: Any
     data: Any
-    cfg: Any              # the whole validated run config
     device: torch.device
     run_dir: Any
     cache_dir: Any
     metrics: Any          # tred.engine.metrics.MetricsLog
+    seed: int = 0
+    # Which source network and which data these are (the run's backbone and dataset settings,
+    # plain dicts): part of every stage cache's key.
+    identity: dict = field(default_factory=dict)
+    # The fine-tuning settings (batch_size, lr, momentum, head_lr_mult, eval_batch_size) that a
+    # stage-1 head training borrows.
+    trainer: Any = None
+    # TRED's stage-1 settings (the `disentangle` group); None when the run does not select tred.
+    disentangle: Any = None
+
+    def channel_attention(self, layers, epochs: int, batches: int, temperature: float) -> dict:
+        """DELTA's channel weights of `layers` for this run, on `device` (tred/stage1/channel_attention.py)."""
+        t = self.trainer
+        weights = channel_attention(
+            self.source, self.data, layers, epochs=epochs, batches=batches, temperature=temperature,
+            batch_size=t.batch_size, lr=t.lr * t.head_lr_mult, momentum=t.momentum,
+            eval_batch_size=t.eval_batch_size, seed=self.seed, device=self.device,
+            cache_dir=self.cache_dir, identity=self.identity)
+        return {j: w.to(self.device) for j, w in weights.items()}
 
 
 class Regularizer:
@@ -54,11 +77,10 @@ class Regularizer:
 
     source_layers: tuple = ()
     target_layers: tuple = ()
-    needs_features: bool = False
     # Weight decay this method asks the optimizer for (trainer.weight_decay overrides it).
     weight_decay: float = 0.0
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         self.cfg = cfg
 
     def setup(self, ctx: SetupContext) -> dict:

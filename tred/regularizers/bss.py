@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from tred.errors import ConfigError
-from tred.regularizers import register
+from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 from tred.regularizers.functional import bss_penalty
 
@@ -12,8 +12,6 @@ from tred.regularizers.functional import bss_penalty
 class BSS(Regularizer):
     """eta * sum_{i<=k} sigma_{-i}(F)^2 over the pooled B x D features F. Term: `bss`."""
 
-    needs_features = True
-
     weight_key = "eta"  # the main weight: what `weight_scale` scales and tuning sweeps
 
     @dataclass
@@ -21,7 +19,7 @@ class BSS(Regularizer):
         eta: float = 1e-3
         k: int = 1
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         super().__init__(cfg)
         if cfg.k < 1:
             raise ConfigError(f"regularizer.bss.k must be >= 1, got {cfg.k}")

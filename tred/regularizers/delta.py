@@ -4,9 +4,8 @@ import time
 from dataclasses import dataclass, field
 
 from tred.errors import ConfigError
-from tred.regularizers import register
+from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
-from tred.regularizers.channel_attention import channel_attention
 from tred.regularizers.functional import delta_penalty, head_l2_penalty
 
 
@@ -14,7 +13,7 @@ from tred.regularizers.functional import delta_penalty, head_l2_penalty
 class Delta(Regularizer):
     """alpha * sum_j 0.5 * sum_{b,c} C_j W_jc ||FM_jc(w) - FM_jc(w0)||^2 / (H_j W_j) + beta/2 ||w_head||^2.
 
-    W_j is DELTA's channel attention (`channel_attention.py`), or uniform 1/C_j when
+    W_j is DELTA's channel attention (tred/stage1/channel_attention.py), or uniform 1/C_j when
     `channel_attention` is false. Terms: `delta_fm`, `delta_head`.
     """
 
@@ -30,7 +29,7 @@ class Delta(Regularizer):
         attention_batches: int = 10
         attention_temperature: float = 5.0
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         super().__init__(cfg)
         if not cfg.layers:
             raise ConfigError("regularizer.delta.layers is empty; list the layers to match, e.g. blocks.4")
@@ -43,9 +42,8 @@ class Delta(Regularizer):
         if not self.cfg.channel_attention:
             return {}
         t0 = time.perf_counter()
-        att = channel_attention(ctx, self.target_layers, self.cfg.attention_epochs,
-                                self.cfg.attention_batches, self.cfg.attention_temperature)
-        self.weights = {j: w.to(ctx.device) for j, w in att.items()}
+        self.weights = ctx.channel_attention(self.target_layers, self.cfg.attention_epochs,
+                                             self.cfg.attention_batches, self.cfg.attention_temperature)
         return {"delta_attention_time_s": time.perf_counter() - t0}
 
     def penalty(self, step) -> dict:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from tred.regularizers import register
+from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 
 
@@ -16,6 +16,6 @@ class L2(Regularizer):
     class Config:
         weight_decay: float = 1e-4
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         super().__init__(cfg)
         self.weight_decay = cfg.weight_decay

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from tred.regularizers import register
+from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 from tred.regularizers.functional import head_l2_penalty, l2sp_penalty
 
@@ -39,7 +39,7 @@ class L2SP(Regularizer):
         beta: float = 0.01
         exclude_norm_and_bias: bool = False
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         super().__init__(cfg)
         self.params, self.refs = [], []
 

@@ -1,7 +1,7 @@
 """TRED (Li et al., "Towards Accurate Knowledge Transfer via Target-awareness Representation
 Disentanglement", arXiv 2010.08532): fine-tune toward the target-relevant part of the source features.
 
-Stage 1 (`setup`) trains a disentangler per layer j on the frozen source (tred/disentangle).
+Stage 1 (`setup`) trains a disentangler per layer j on the frozen source (tred/stage1).
 Stage 2 penalty, per batch:
     alpha * sum_j 0.5 * sum_{b,c} C * W_jc * ||FM_jc(w, x) - R_jc(x)||^2 / (H*W) + beta/2 * ||w_head||^2
 (`distance: relative` divides each layer's sum by the same sum over FM_j(w0, x) itself)
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import torch
 
 from tred.errors import ConfigError
-from tred.regularizers import register
+from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer, SetupContext, Step
 from tred.regularizers.functional import delta_penalty, head_l2_penalty, relative_penalty
+from tred.stage1.stage import run_stage1
 
 REFERENCES = ("relevant", "full")
 CHANNEL_WEIGHTS = ("uniform", "attention")
@@ -34,7 +35,7 @@ class TRED(Regularizer):
     class Config:
         alpha: float = 0.01
         beta: float = 0.01
-        # empty: the backbone's final feature map (configs/regularizer/tred.yaml sets it explicitly)
+        # configs/regularizer/tred.yaml: [${backbone.final_layer}], the backbone's final feature map
         layers: list = field(default_factory=list)
         reference: str = "relevant"
         channel_weights: str = "uniform"
@@ -45,9 +46,9 @@ class TRED(Regularizer):
         attention_batches: int = 8
         attention_temperature: float = 5.0
 
-    def __init__(self, cfg, backbone_cfg=None):
+    def __init__(self, cfg):
         super().__init__(cfg)
-        layers = list(cfg.layers) or ([backbone_cfg.final_layer] if backbone_cfg is not None else [])
+        layers = list(cfg.layers)
         if not layers or not all(layers):
             raise ConfigError("regularizer.tred.layers is empty: name at least one layer, e.g. "
                               "[${backbone.final_layer}]")
@@ -66,16 +67,16 @@ class TRED(Regularizer):
     def setup(self, ctx: SetupContext) -> dict:
         info = {"tred_reference": self.cfg.reference, "tred_layers": list(self.layers)}
         if self.cfg.reference == "relevant":
-            from tred.disentangle import run_stage1  # late: tred.disentangle imports this package
-
-            self.disentangler, stage1 = run_stage1(ctx, self.layers)
+            if ctx.disentangle is None:
+                raise ConfigError("regularizer.tred.reference=relevant needs the `disentangle` settings (stage 1)")
+            self.disentangler, stage1 = run_stage1(
+                ctx.disentangle, ctx.source, ctx.data, self.layers, identity=ctx.identity, seed=ctx.seed,
+                device=ctx.device, eval_batch_size=ctx.trainer.eval_batch_size, cache_dir=ctx.cache_dir,
+                run_dir=ctx.run_dir, on_row=ctx.metrics.log)
             info.update(stage1)
         if self.cfg.channel_weights == "attention":
-            from tred.regularizers.channel_attention import channel_attention
-
-            weights = channel_attention(ctx, list(self.layers), self.cfg.attention_epochs,
-                                        self.cfg.attention_batches, temperature=self.cfg.attention_temperature)
-            self.weights = {n: w.to(ctx.device) for n, w in weights.items()}
+            self.weights = ctx.channel_attention(list(self.layers), self.cfg.attention_epochs,
+                                                 self.cfg.attention_batches, self.cfg.attention_temperature)
         return info
 
     def reference(self, layer: str, fm_s: torch.Tensor) -> torch.Tensor:

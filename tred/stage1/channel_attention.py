@@ -26,7 +26,6 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
 from tred.cache import cached
@@ -247,32 +246,36 @@ def score_batches(data, batch_size: int, seed: int, count: int, device):
     return [(x.to(device), y.to(device)) for (x, y), _ in zip(stream, range(count))]
 
 
-def channel_attention(ctx, layers, epochs, batches, temperature=5.0) -> dict[str, torch.Tensor]:
-    """DELTA channel weights W_j (length C_j, sum 1) for each layer, cached on disk (CPU tensors)."""
-    cfg, layers = ctx.cfg, list(layers)
-    t = cfg.trainer
+def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: int, temperature: float,
+                      batch_size: int, lr: float, momentum: float, eval_batch_size: int, seed: int, device,
+                      cache_dir, identity: dict) -> dict[str, torch.Tensor]:
+    """DELTA channel weights W_j (length C_j, sum 1) for each layer, cached on disk (CPU tensors).
+
+    The head trains `epochs` epochs of SGD (`batch_size`, `lr`, `momentum`) on the pooled source
+    features of `data`'s training split (computed `eval_batch_size` images at a time); the scores
+    average `batches` training batches. `identity` says which source network and which data
+    these are (the run's backbone and dataset settings): with the settings above it keys the cache.
+    """
+    layers = list(layers)
     parts = {
         "version": 1,
-        "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
-        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-        "seed": cfg.seed,
-        "head": {"epochs": epochs, "batch_size": t.batch_size, "lr": t.lr * t.head_lr_mult,
-                 "momentum": t.momentum},
+        "backbone": identity["backbone"],
+        "dataset": identity["dataset"],
+        "seed": seed,
+        "head": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum},
         "batches": batches, "temperature": temperature, "layers": layers,
     }
 
     def compute():
         t0 = time.perf_counter()
-        data, source, device = ctx.data, ctx.source, ctx.device
         source.eval()
-        feats, labels = pooled_features(source, data.eval_batches("train", t.eval_batch_size), device)
-        head = train_head(feats, labels, data.num_classes, epochs, t.batch_size, t.lr * t.head_lr_mult,
-                          t.momentum, cfg.seed)
-        scores = channel_scores(source, head, score_batches(data, t.batch_size, cfg.seed, batches, device), layers)
+        feats, labels = pooled_features(source, data.eval_batches("train", eval_batch_size), device)
+        head = train_head(feats, labels, data.num_classes, epochs, batch_size, lr, momentum, seed)
+        scores = channel_scores(source, head, score_batches(data, batch_size, seed, batches, device), layers)
         log.info("channel attention for %s computed in %.1fs", layers, time.perf_counter() - t0)
         return {j: attention_weights(s, temperature).cpu() for j, s in scores.items()}
 
-    value, hit = cached(ctx.cache_dir, "channel_attention", parts, compute)
+    value, hit = cached(cache_dir, "channel_attention", parts, compute)
     if hit:
         log.info("channel attention for %s read from the cache", layers)
     return value

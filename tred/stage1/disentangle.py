@@ -18,10 +18,10 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from tred.disentangle.model import Disentangler
 from tred.errors import ConfigError
 from tred.models.hooks import FeatureTaps
-from tred.regularizers.functional import CLUB, mmd2
+from tred.stage1.disentangler import Disentangler
+from tred.stage1.estimators import CLUB, mmd2
 
 # method name -> (maximize MMD, minimize MI)
 METHODS = {"max_mmd": (True, False), "min_mi": (False, True), "max_mmd_min_mi": (True, True)}

@@ -1,4 +1,9 @@
-"""Stage 1 as a run sees it: cached per everything that determines it, logged, saved in the run dir."""
+"""TRED's stage 1 as a run sees it: cached per everything that determines it, logged, saved in the run dir.
+
+`run_stage1` takes what it needs explicitly: its settings (the `disentangle` group), the frozen
+source, the data, and `identity` (the run's backbone and dataset settings), which with the
+settings, the seed and the layers keys the cache.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import logging
 import time
 from pathlib import Path
 
+from typing import Callable
+
 from omegaconf import OmegaConf
 
 from tred.cache import cached, keep_entry
-from tred.disentangle.model import Disentangler
-from tred.disentangle.train import evaluate_stage1, train_disentangler
+from tred.stage1.disentangle import evaluate_stage1, train_disentangler
+from tred.stage1.disentangler import Disentangler
 
 log = logging.getLogger(__name__)
 CACHE_KIND = "disentangler"
@@ -21,27 +28,26 @@ SAVED = "disentangler.pt"
 FINAL_KEYS = ("ce", "acc", "rec", "mmd2", "mi")
 
 
-def cache_parts(cfg, layers) -> dict:
+def cache_parts(settings, identity: dict, seed: int, layers, eval_batch_size: int) -> dict:
     """Everything that determines the trained disentangler (the cache key)."""
-    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    return {"version": CACHE_VERSION, "backbone": plain(cfg.backbone), "dataset": plain(cfg.dataset),
-            "seed": cfg.seed, "disentangle": plain(cfg.disentangle), "layers": list(layers),
-            "eval_batch_size": cfg.trainer.eval_batch_size}
+    return {"version": CACHE_VERSION, "backbone": identity["backbone"], "dataset": identity["dataset"],
+            "seed": seed, "disentangle": OmegaConf.to_container(settings, resolve=True), "layers": list(layers),
+            "eval_batch_size": eval_batch_size}
 
 
-def compute(ctx, layers) -> dict:
-    cfg = ctx.cfg
-    dcfg, bs = cfg.disentangle, cfg.trainer.eval_batch_size
-    n_cls = ctx.data.num_classes
+def compute(settings, source, data, layers, seed: int, device, eval_batch_size: int) -> dict:
+    n_cls = data.num_classes
 
     def on_epoch(row):
         log.info("disentangle epoch %d/%d: ce %.3f acc %.1f rec %.4f mmd2 %.4f mi %.3f", row["epoch"],
-                 dcfg.epochs, row["ce"], row["acc"], row["rec"], row["mmd2"], row["mi"])
+                 settings.epochs, row["ce"], row["acc"], row["rec"], row["mmd2"], row["mi"])
 
     t0 = time.perf_counter()
-    model, history, train = train_disentangler(dcfg, ctx.source, layers, ctx.data, n_cls, cfg.seed, ctx.device, bs, on_epoch)
+    model, history, train = train_disentangler(settings, source, layers, data, n_cls, seed, device,
+                                               eval_batch_size, on_epoch)
     train_time = time.perf_counter() - t0
-    scores, n_eval = evaluate_stage1(dcfg, model, ctx.source, layers, ctx.data, train, n_cls, cfg.seed, ctx.device, bs)
+    scores, n_eval = evaluate_stage1(settings, model, source, layers, data, train, n_cls, seed, device,
+                                     eval_batch_size)
     return {"disentangler": model.export(), "history": history, "scores": scores, "diagnostics_images": n_eval,
             "train_time_s": train_time, "eval_time_s": time.perf_counter() - t0 - train_time}
 
@@ -66,19 +72,26 @@ def summary(entry: dict, layers, split: str) -> dict:
     return out
 
 
-def run_stage1(ctx, layers) -> tuple[Disentangler, dict]:
-    """The trained (frozen, eval-mode) disentangler on `ctx.device` and its diagnostics."""
+def run_stage1(settings, source, data, layers, *, identity: dict, seed: int, device, eval_batch_size: int,
+               cache_dir, run_dir=None, on_row: Callable[[dict], None] | None = None) -> tuple[Disentangler, dict]:
+    """The trained (frozen, eval-mode) disentangler on `device` and its diagnostics.
+
+    `on_row` receives each epoch's row of the stage-1 history (the run's metrics log);
+    with `run_dir`, the cache entry is also kept there as disentangler.pt.
+    """
     layers = list(layers)
-    parts = cache_parts(ctx.cfg, layers)
-    entry, hit = cached(ctx.cache_dir, CACHE_KIND, parts, lambda: compute(ctx, layers))
+    parts = cache_parts(settings, identity, seed, layers, eval_batch_size)
+    entry, hit = cached(cache_dir, CACHE_KIND, parts,
+                        lambda: compute(settings, source, data, layers, seed, device, eval_batch_size))
     for row in entry["history"]:
-        ctx.metrics.log({"stage": "disentangle", **row})
-    if ctx.run_dir is not None:
-        keep_entry(ctx.cache_dir, CACHE_KIND, parts, entry, Path(ctx.run_dir) / SAVED)
-    model = Disentangler.from_export(entry["disentangler"]).to(ctx.device).eval()
+        if on_row is not None:
+            on_row({"stage": "disentangle", **row})
+    if run_dir is not None:
+        keep_entry(cache_dir, CACHE_KIND, parts, entry, Path(run_dir) / SAVED)
+    model = Disentangler.from_export(entry["disentangler"]).to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    info = summary(entry, layers, ctx.cfg.disentangle.diagnostics_split)
+    info = summary(entry, layers, settings.diagnostics_split)
     info["disentangle_cache_hit"] = hit
     if info["disentangle_reference_gap"] > GAP_WARNING:
         log.warning("stage 1 looks degenerate: the TRED reference E_r(z) is %.3g x as far from the source "
