@@ -62,6 +62,7 @@ def test_completed_run_is_skipped(tmp_path, smoke):
     assert again.get("skipped") and again["test_acc"] == first["test_acc"]
 
 
+@pytest.mark.slow  # tests/test_sweep_table.py runs a multirun (and more) in the fast suite
 def test_multirun_of_two_smoke_runs(tmp_path):
     out = train("-m", "experiment=smoke", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
                 f"cache_dir={tmp_path / 'cache'}")
