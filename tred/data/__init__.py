@@ -9,12 +9,11 @@ the exact training and evaluation sets; a checkpoint of another split is not res
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tred.cache import cache_key
 from tred.data.embedded import LOADERS
 from tred.data.memory import InMemoryImages
 from tred.data.splits import balanced_subset, stratified_split, validation_split
@@ -48,10 +47,9 @@ def build_embedded(cfg, seed: int) -> InMemoryImages:
         _to_tensor(images[keep], cfg.image_size), torch.from_numpy(labels[keep]),
         _to_tensor(images[test_idx], cfg.image_size), torch.from_numpy(labels[test_idx]),
         cfg.num_classes, cfg.augment)
-    h = hashlib.sha256()
-    for part in (keep, labels[keep], test_idx, labels[test_idx]):
-        h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes() + b"|")
-    data.split_digest = h.hexdigest()[:20]  # the packaged images are fixed: indices name the split
+    # the packaged images are fixed: their indices and labels name the split
+    data.split_digest = cache_key({"train": [keep.tolist(), labels[keep].tolist()],
+                                   "test": [test_idx.tolist(), labels[test_idx].tolist()]})
     return data
 
 

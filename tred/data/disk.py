@@ -12,7 +12,6 @@ never resumed on another split (tred/run.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tred.cache import cache_key
 from tred.data import layouts
 from tred.data.download import Remote, Source, install
 from tred.data.memory import ImageData, InMemoryImages, _generator
@@ -197,25 +197,17 @@ def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
 
 
 def split_digest(train, test, root: Path) -> str:
-    """sha256 (20 hex) of the run's training and evaluation lists: paths relative to the
-    dataset root (moving the root changes nothing) and labels, in order."""
-    h = hashlib.sha256()
-    for name, items in (("train", train), ("test", test)):
-        h.update(f"{name} {len(items)}\n".encode())
-        for path, label in items:
-            rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-            h.update(f"{rel}\t{label}\n".encode())
-    return h.hexdigest()[:20]
+    """Digest (`tred.cache.cache_key`) of the run's training and evaluation lists: paths relative
+    to the dataset root (moving the root changes nothing) and labels, in order."""
+    rel = lambda items: [(os.path.relpath(os.path.abspath(p), os.path.abspath(root)), int(y))  # noqa: E731
+                         for p, y in items]
+    return cache_key({"train": rel(train), "test": rel(test)})
 
 
 def check_images(items, pipe: Pipeline, show: int = 5) -> None:
     """Decode every image once before training; one `DataError` lists the files that fail."""
-    start, bad = time.perf_counter(), []
-    for path, _ in items:
-        try:
-            pipe.check(path)
-        except DataError as exc:
-            bad.append(str(exc).split("; the file")[0].removeprefix("cannot read image "))
+    start = time.perf_counter()
+    bad = [f"{path} ({why})" for path, _ in items if (why := pipe.problem(path)) is not None]
     if bad:
         more = f" (and {len(bad) - show} more)" if len(bad) > show else ""
         raise DataError(f"{len(bad)} of {len(items)} images cannot be decoded: {'; '.join(bad[:show])}{more}. "

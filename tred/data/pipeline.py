@@ -24,20 +24,28 @@ class Pipeline:
     keep_aspect: bool = False
     hflip: bool = True
 
+    @staticmethod
+    def _open(path: str, draft: int | None) -> Image.Image:
+        with Image.open(path) as img:
+            if draft:  # JPEG: decode at the smallest 1/2^k scale still >= draft x draft
+                img.draft("RGB", (draft, draft))
+            return img.convert("RGB")
+
     def load(self, path: str, draft: int | None = None) -> Image.Image:
         try:
-            with Image.open(path) as img:
-                if draft:  # JPEG: decode at the smallest 1/2^k scale still >= draft x draft
-                    img.draft("RGB", (draft, draft))
-                return img.convert("RGB")
+            return self._open(path, draft)
         except Exception as exc:  # PIL raises many types for truncated or foreign files
             raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); "
                             "the file is corrupt or not an image: fetch it again") from None
 
-    def check(self, path: str) -> None:
-        """Decode `path` once (JPEGs at 1/8 scale: every coded byte is still read, so a truncated
-        file fails) or raise `DataError`: run on every image before training."""
-        self.load(path, draft=1)
+    def problem(self, path: str) -> str | None:
+        """Why `path` cannot be decoded, or None. JPEGs are decoded at 1/8 scale: every coded byte
+        is still read, so a truncated file fails. Run on every image before training."""
+        try:
+            self._open(path, draft=1)
+        except Exception as exc:  # noqa: BLE001 - as in load
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     def _resize(self, img: Image.Image) -> Image.Image:
         size = self.resize if self.keep_aspect else [self.resize, self.resize]

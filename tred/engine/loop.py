@@ -97,7 +97,8 @@ class Finetuner:
         terms = {"ce": F.cross_entropy(logits, y)}
         for r in self.regs:
             own = r.penalty(step)
-            self._term_owner.update(dict.fromkeys(own, r))
+            if self.iteration == 0:  # for the first step's scale check only
+                self._term_owner.update(dict.fromkeys(own, r))
             terms.update(own)
         loss = sum(terms.values())
         if not torch.isfinite(loss):
