@@ -56,6 +56,18 @@ def test_method_names():
     assert method_name({"l2": {}}) == "l2"
     assert method_name({"l2sp": {}, "bss": {}}) == "l2sp+bss"
     assert method_name({"tred": {}}, "max_mmd") == "tred-max_mmd"
+    assert method_name({"tred": {"reference": "relevant"}}, "max_mmd", "mask") == "tred-mask-max_mmd"
+    # toward the whole source map there is no stage 1, so no separation or split in the name
+    assert method_name({"tred": {"reference": "full"}}, "max_mmd", "mask") == "tred-full"
+    assert method_name(["l2sp", "tred"], "min_mi", reference="full") == "l2sp+tred-full"
+
+
+def test_the_full_reference_control_is_its_own_method():
+    from tred.methods import method_of_config
+
+    cfg = validate(compose_cfg(["method=tred_full"]))
+    assert cfg.regularizer.tred.reference == "full"
+    assert method_of_config(cfg) == "tred-full" and cfg.run_name.startswith("tred-full/")
 
 
 @pytest.mark.parametrize("override", ["regularizer=[l2sp,l2sp]", "regularizer=[l2sp, bss, l2sp]", "+regularizer=[bss,bss]"])

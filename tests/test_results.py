@@ -193,7 +193,8 @@ def test_method_presets_name_the_paper_methods():
     assert names == {"finetune": "l2", "l2sp": "l2sp", "at": "at", "delta": "delta", "bss": "bss",
                      "tred_max_mmd": "tred-max_mmd", "tred_min_mi": "tred-min_mi",
                      "tred_max_mmd_min_mi": "tred-max_mmd_min_mi", "tred_mask_max_mmd": "tred-mask-max_mmd",
-                     "tred_mask_min_mi": "tred-mask-min_mi", "tred_mask_max_mmd_min_mi": "tred-mask-max_mmd_min_mi"}
+                     "tred_mask_min_mi": "tred-mask-min_mi", "tred_mask_max_mmd_min_mi": "tred-mask-max_mmd_min_mi",
+                     "tred_full": "tred-full"}
     assert sorted(names.values()) == sorted(PAPER_ORDER)
 
 

@@ -3,9 +3,10 @@
 A method's *name* (run directories, result.json `method`, table rows) is worked out from a run's
 config by `method_name` only: the selected regularizers joined by `+`, TRED spelled with its
 stage-1 separation (`tred-max_mmd`) and, when `disentangle.parts` is not `branches`, its split
-(`tred-mask-max_mmd`). `CATALOGUE` lists the methods of the paper's tables in order; a method
-that is not in it (a new regularizer, a combination `l2sp+bss`) still runs and is tabulated,
-under its name, after the catalogued ones.
+(`tred-mask-max_mmd`); TRED's stage 2 toward the whole source map (`regularizer.tred.reference=full`,
+no stage 1: the control that says whether the disentanglement helps) is `tred-full`. `CATALOGUE`
+lists the methods of the paper's tables in order; a method that is not in it (a new regularizer,
+a combination `l2sp+bss`) still runs and is tabulated, under its name, after the catalogued ones.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CATALOGUE = (
     Method("tred-max_mmd", "TRED Max-MMD", "tred_max_mmd"),
     Method("tred-min_mi", "TRED Min-MI", "tred_min_mi"),
     Method("tred-max_mmd_min_mi", "TRED Max-MMD+Min-MI", "tred_max_mmd_min_mi"),
+    Method("tred-full", "TRED stage 2 only (reference=full)", "tred_full"),
     Method("tred-mask-max_mmd", "TRED-mask Max-MMD", "tred_mask_max_mmd"),
     Method("tred-mask-min_mi", "TRED-mask Min-MI", "tred_mask_min_mi"),
     Method("tred-mask-max_mmd_min_mi", "TRED-mask Max-MMD+Min-MI", "tred_mask_max_mmd_min_mi"),
@@ -40,19 +42,26 @@ DISPLAY = {m.name: m.display for m in CATALOGUE}
 BY_PRESET = {m.preset: m for m in CATALOGUE}
 
 
-def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None) -> str:
-    """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd`, and
-    `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`.
+def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None, reference: Any = None) -> str:
+    """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd`,
+    `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`, and `tred-full`
+    when TRED regularizes toward the whole source map (no stage 1, so no separation in the name).
 
-    `regularizer`: the selected regularizers (a mapping or list of names, or one name);
-    `disentangle`, `parts`: TRED's `disentangle.name` and `disentangle.parts` (ignored without tred).
+    `regularizer`: the selected regularizers (a mapping of their settings, a list of names, or one
+    name); `disentangle`, `parts`: TRED's `disentangle.name` and `disentangle.parts`; `reference`:
+    `regularizer.tred.reference`, read from the mapping when not given (all ignored without tred).
     """
     if isinstance(regularizer, str):
         names = [r.strip() for r in regularizer.strip("[]").split(",") if r.strip()]
     else:
         names = list(regularizer.keys()) if hasattr(regularizer, "keys") else [str(r) for r in regularizer]
-    tred = f"tred-{disentangle}" if parts in (None, "branches") else f"tred-{parts}-{disentangle}"
-    return "+".join(tred if (n == "tred" and disentangle) else n for n in names)
+    if reference is None and hasattr(regularizer, "keys") and "tred" in names:
+        reference = (regularizer["tred"] or {}).get("reference")
+    if reference == "full":
+        tred = "tred-full"
+    else:
+        tred = f"tred-{disentangle}" if parts in (None, "branches") else f"tred-{parts}-{disentangle}"
+    return "+".join(tred if (n == "tred" and (disentangle or reference == "full")) else n for n in names)
 
 
 def method_of_config(cfg: dict) -> str:

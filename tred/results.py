@@ -189,8 +189,10 @@ def preset_method(preset: str, configs: Path = CONFIGS) -> str:
                 picks[k.replace("override", "").strip().lstrip("/")] = v
     reg = picks.get("regularizer")
     regs = reg if isinstance(reg, list) else [reg]
-    parts = (OmegaConf.load(path).get("disentangle") or {}).get("parts")
-    return method_name(regs, picks.get("disentangle"), parts)
+    preset = OmegaConf.load(path)
+    parts = (preset.get("disentangle") or {}).get("parts")
+    reference = ((preset.get("regularizer") or {}).get("tred") or {}).get("reference")
+    return method_name(regs, picks.get("disentangle"), parts, reference)
 
 
 @dataclass

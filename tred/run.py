@@ -28,7 +28,7 @@ from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError, DataError, OutputError
 from tred.io import atomic_write, read_json, remove_stray_temps, write_json
 from tred.loggers import build_sinks
-from tred.methods import method_name
+from tred.methods import method_of_config
 from tred.models import build_models, resolve_layers
 from tred.provenance import provenance
 from tred.regularizers import SetupContext, build_regularizers
@@ -86,8 +86,7 @@ def warn_if_failed(run_dir: Path) -> None:
 def result_stub(cfg: DictConfig) -> dict:
     uses_tred = cfg.disentangle is not None
     return {
-        "method": method_name(cfg.regularizer, cfg.disentangle.name if uses_tred else None,
-                              cfg.disentangle.parts if uses_tred else None),
+        "method": method_of_config(cfg),
         "dataset": cfg.dataset.name,
         "regularizer": "+".join(cfg.regularizer.keys()),
         "disentangle": cfg.disentangle.name if uses_tred else None,
