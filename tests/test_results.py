@@ -263,6 +263,34 @@ def test_paired_table_in_markdown_latex_csv(paired_sweep):
         f"{c} diff_vs_ft {p}" for c in ("digits", "elpv", "Avg.") for p in ("mean", "low", "high", "n", "verdict")}
 
 
+def test_tred_rows_against_the_best_baseline(paired_sweep):
+    """The baseline with the highest average (here DELTA, not L2-SP) is the TRED rows' second reference."""
+    delta = {"delta": {"alpha": 1e-5, "beta": 0.01}}
+    tred = {"tred": {"alpha": 1e-5, "beta": 0.01, "reference": "full"}}
+    for seed, (d_elpv, d_digits, t_elpv, t_digits) in enumerate(
+            [(83.0, 61.0, 84.0, 61.0), (85.0, 63.0, 85.0, 65.0), (86.0, 65.0, 87.0, 66.0)]):
+        write_run(paired_sweep, "delta", "elpv", seed, d_elpv, reg=delta)
+        write_run(paired_sweep, "delta", "digits", seed, d_digits, reg=delta)
+        write_run(paired_sweep, "tred-full", "elpv", seed, t_elpv, reg=tred)
+        write_run(paired_sweep, "tred-full", "digits", seed, t_digits, reg=tred)
+    t = build_table(paired_sweep)
+    assert t.best_baseline == "delta"
+    assert set(t.paired_best) == {("tred-full", c) for c in ("elpv", "digits", "Avg.")}
+    # elpv: tred-full - delta = (1, 0, 1): mean 2/3, sd 0.57735, half 4.302653 * 0.57735 / sqrt(3) = 1.43422
+    p = t.paired_best[("tred-full", "elpv")]
+    assert (p.mean, p.n, p.verdict) == (pytest.approx(2 / 3), 3, "n.s.")
+    assert p.low == pytest.approx(2 / 3 - 1.43422, abs=1e-4)
+    md = to_markdown(t)
+    assert "| Δ vs DELTA | digits | elpv | Avg. |" in md and "the best baseline, DELTA" in md
+    block = md.split("| Δ vs DELTA |")[1]
+    assert "| TRED-full (no stage 1) | +1.0 [-1.5, +3.5] | +0.7 [-0.8, +2.1] | +0.8 [+0.1, +1.6] ↑ |" in block
+    assert "| L2-SP |" not in block  # only the TRED rows are compared with the best baseline
+    assert "$\\Delta$ vs DELTA" in to_latex(t)
+    csv = to_csv_frame(t).set_index("method")
+    assert csv.at["tred-full", "elpv diff_vs_best mean"] == pytest.approx(2 / 3)
+    assert csv.at["tred-full", "best_baseline"] == "delta" and math.isnan(csv.at["l2sp", "elpv diff_vs_best mean"])
+
+
 def test_no_paired_table_without_finetuning(paired_sweep):
     import shutil
 

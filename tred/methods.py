@@ -20,18 +20,19 @@ class Method:
     name: str      # method_name(...) of its runs
     display: str   # row label of the tables
     preset: str    # configs/method/<preset>.yaml: the `method` axis of the table sweeps
+    baseline: bool = False  # a published regularizer TRED is compared with (not fine-tuning itself)
 
 
 CATALOGUE = (
     Method("l2", "Fine-tune (L2)", "finetune"),
-    Method("l2sp", "L2-SP", "l2sp"),
-    Method("at", "AT", "at"),
-    Method("delta", "DELTA", "delta"),
-    Method("bss", "BSS", "bss"),
+    Method("l2sp", "L2-SP", "l2sp", baseline=True),
+    Method("at", "AT", "at", baseline=True),
+    Method("delta", "DELTA", "delta", baseline=True),
+    Method("bss", "BSS", "bss", baseline=True),
     Method("tred-max_mmd", "TRED Max-MMD", "tred_max_mmd"),
     Method("tred-min_mi", "TRED Min-MI", "tred_min_mi"),
     Method("tred-max_mmd_min_mi", "TRED Max-MMD+Min-MI", "tred_max_mmd_min_mi"),
-    Method("tred-full", "TRED stage 2 only (reference=full)", "tred_full"),
+    Method("tred-full", "TRED-full (no stage 1)", "tred_full"),
     Method("tred-mask-max_mmd", "TRED-mask Max-MMD", "tred_mask_max_mmd"),
     Method("tred-mask-min_mi", "TRED-mask Min-MI", "tred_mask_min_mi"),
     Method("tred-mask-max_mmd_min_mi", "TRED-mask Max-MMD+Min-MI", "tred_mask_max_mmd_min_mi"),
@@ -40,6 +41,11 @@ FINETUNE = "l2"  # the baseline every gain is measured against
 PAPER_ORDER = tuple(m.name for m in CATALOGUE)
 DISPLAY = {m.name: m.display for m in CATALOGUE}
 BY_PRESET = {m.preset: m for m in CATALOGUE}
+BASELINES = tuple(m.name for m in CATALOGUE if m.baseline)
+
+
+def is_tred(method: str) -> bool:
+    return any(part.startswith("tred") for part in method.split("+"))
 
 
 def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None, reference: Any = None) -> str:

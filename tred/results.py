@@ -13,6 +13,10 @@ interval, per column and for the per-seed average over the columns (`tred.stats`
     d_s(m, c)   = acc(m, c, s) - acc(l2, c, s)     over the seeds s both completed
     d_s(m, Avg) = mean_c acc(m, c, s) - mean_c acc(l2, c, s)   (seeds complete in every column)
 
+and the TRED rows' differences, paired the same way, to the best baseline: the one of L2-SP, AT,
+DELTA and BSS with the highest average in the table (a comparison against the strongest
+published competitor; nothing is chosen for TRED by it).
+
 The expected grid (methods x datasets x rates x seeds) is what the sweep declared in its
 multirun.yaml together with everything found on disk, so a run that failed, was interrupted or
 never started shows as a missing cell or a seed count, never as a silently smaller table.
@@ -30,8 +34,8 @@ from omegaconf import OmegaConf
 
 from tred.errors import TredError
 from tred.io import read_json
-from tred.methods import (DISPLAY, FINETUNE, PAPER_ORDER, display_name, method_name,  # noqa: F401 - re-exported
-                          method_of_config, method_order)
+from tred.methods import (BASELINES, DISPLAY, FINETUNE, PAPER_ORDER, display_name,  # noqa: F401 - re-exported
+                          is_tred, method_name, method_of_config, method_order)
 from tred.stats import BETTER, NO_PAIRS, WORSE, Paired, paired_difference
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -239,10 +243,15 @@ class Table:
     digits: int = 1
     summary: pd.DataFrame = field(init=False)  # index method: one (mean, std, n) per column + avg, gain
     paired: dict = field(init=False)  # (method, column or "Avg.") -> Paired difference to fine-tuning
+    best_baseline: str | None = field(init=False)  # the baseline with the highest average
+    paired_best: dict = field(init=False)  # (TRED method, column or "Avg.") -> Paired difference to it
 
     def __post_init__(self):
         self.summary = summarize(self.stats, self.grid.methods, self.columns)
-        self.paired = paired_vs_finetune(self)
+        self.paired = paired_against(self, FINETUNE, [m for m in self.grid.methods if m != FINETUNE])
+        self.best_baseline = best_baseline(self)
+        tred = [m for m in self.grid.methods if is_tred(m)]
+        self.paired_best = paired_against(self, self.best_baseline, tred) if self.best_baseline and tred else {}
 
     @property
     def expected_runs(self) -> int:
@@ -307,10 +316,17 @@ def per_seed(table: Table) -> dict:
     return out
 
 
-def paired_vs_finetune(table: Table) -> dict:
-    """Paired differences to fine-tuning per (method, column) and (method, "Avg."); empty
-    without a fine-tuning row. Fine-tuning's own row is left out."""
-    if FINETUNE not in table.grid.methods:
+def best_baseline(table: Table) -> str | None:
+    """The baseline (L2-SP, AT, DELTA, BSS) with the highest average over the columns, if any has one."""
+    avg = table.summary[("Avg.", "mean")]
+    scores = {m: avg[m] for m in table.grid.methods if m in BASELINES and not math.isnan(avg[m])}
+    return max(scores, key=scores.get) if scores else None
+
+
+def paired_against(table: Table, ref: str, methods: list[str]) -> dict:
+    """Paired differences of `methods` to `ref` per (method, column) and (method, "Avg."); empty
+    when the table has no `ref` row."""
+    if ref not in table.grid.methods:
         return {}
     accs = per_seed(table)
 
@@ -320,12 +336,10 @@ def paired_vs_finetune(table: Table) -> dict:
         return {s: sum(c[s] for c in cols) / len(cols) for s in seeds}
 
     out = {}
-    for m in table.grid.methods:
-        if m == FINETUNE:
-            continue
+    for m in methods:
         for c in table.columns:
-            out[(m, c)] = paired_difference(accs.get((m, c), {}), accs.get((FINETUNE, c), {}))
-        out[(m, "Avg.")] = paired_difference(seed_average(m), seed_average(FINETUNE))
+            out[(m, c)] = paired_difference(accs.get((m, c), {}), accs.get((ref, c), {}))
+        out[(m, "Avg.")] = paired_difference(seed_average(m), seed_average(ref))
     return out
 
 
@@ -485,23 +499,37 @@ def _paired_text(p: Paired, k: int, n_exp: int, style: str) -> str:
     return text + (f" (n={p.n})" if p.n < n_exp else "")
 
 
-def _paired_rows(table: Table, style: str) -> list[list[str]]:
+def _paired_rows(table: Table, style: str, paired: dict) -> list[list[str]]:
     n_exp, k = len(table.grid.seeds), table.digits
     rows = []
-    for m in table.grid.methods:
-        if m == FINETUNE:
-            continue
+    for m in dict.fromkeys(key[0] for key in paired):
         name = _escape(display_name(m)) if style == "tex" else display_name(m)
-        rows.append([name, *(_paired_text(table.paired.get((m, c), NO_PAIRS), k, n_exp, style)
+        rows.append([name, *(_paired_text(paired.get((m, c), NO_PAIRS), k, n_exp, style)
                              for c in paired_columns(table))])
     return rows
 
 
+def paired_blocks(table: Table) -> list[tuple[str, str, dict]]:
+    """(header, caption, paired differences) of each paired table: vs fine-tuning, then the TRED
+    rows vs the best baseline."""
+    seeds = len(table.grid.seeds)
+    how = (f"paired by seed (same seed = same training subset and augmentation stream), mean [95% "
+           f"Student-t interval] over the {seeds} seeds")
+    tail = "the interval excluding 0; no mark: not resolved (n = seeds paired when fewer; no interval with one pair)."
+    blocks = []
+    if table.paired:
+        blocks.append(("Δ vs Fine-tune", f"Difference to fine-tuning (L2) in points, {how}; ↑ / ↓: better / "
+                       f"worse than fine-tuning, {tail}", table.paired))
+    if table.paired_best:
+        best = display_name(table.best_baseline)
+        blocks.append((f"Δ vs {best}", f"Difference of the TRED rows to the best baseline, {best} (the highest "
+                       f"average of L2-SP, AT, DELTA and BSS in this table), in points, {how}; ↑ / ↓: better / "
+                       f"worse than {best}, {tail}", table.paired_best))
+    return blocks
+
+
 def paired_caption(table: Table) -> str:
-    return (f"Difference to fine-tuning (L2) in points, paired by seed (same seed = same training subset "
-            f"and augmentation stream), mean [95% Student-t interval] over the {len(table.grid.seeds)} seeds; "
-            f"↑ / ↓: better / worse than fine-tuning, the interval excluding 0; no mark: not resolved "
-            f"(n = seeds paired when fewer; no interval with one pair).")
+    return paired_blocks(table)[0][1] if paired_blocks(table) else ""
 
 
 def to_markdown(table: Table) -> str:
@@ -511,11 +539,11 @@ def to_markdown(table: Table) -> str:
     out = [*lines, "", caption(table)]
     out += [n for n in (weights_caption(table), missing_note(table), health_note(table), provenance_note(table),
                         cost_note(table)) if n]
-    if table.paired:
-        ph = ["Δ vs Fine-tune", *paired_columns(table)]
+    for head, text, paired in paired_blocks(table):
+        ph = [head, *paired_columns(table)]
         out += ["", "| " + " | ".join(ph) + " |", "|" + "|".join([":---"] + [":---:"] * (len(ph) - 1)) + "|"]
-        out += ["| " + " | ".join(r) + " |" for r in _paired_rows(table, "md")]
-        out += ["", paired_caption(table)]
+        out += ["| " + " | ".join(r) + " |" for r in _paired_rows(table, "md", paired)]
+        out += ["", text]
     return "\n".join([*out, ""])
 
 
@@ -529,12 +557,13 @@ def to_latex(table: Table) -> str:
     for i, note in enumerate(n for n in (weights_caption(table), health_note(table), provenance_note(table),
                                          cost_note(table)) if n):
         lines.insert(2 + i, f"% {note}")
-    if table.paired:
+    for head, text, paired in paired_blocks(table):
         cols = paired_columns(table)
-        lines += [f"% {paired_caption(table).replace('↑', 'up').replace('↓', 'down')}",
+        lines += [f"% {text.replace('↑', 'up').replace('↓', 'down')}",
                   "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
-                  " & ".join(["$\\Delta$ vs Fine-tune", *map(_escape, cols)]) + " \\\\", "\\midrule"]
-        lines += [" & ".join(r) + " \\\\" for r in _paired_rows(table, "tex")]
+                  " & ".join([_escape(head).replace("Δ", "$\\Delta$"), *map(_escape, cols)]) + " \\\\",
+                  "\\midrule"]
+        lines += [" & ".join(r) + " \\\\" for r in _paired_rows(table, "tex", paired)]
         lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines).replace(" (n=", "\\,(n=")
 
@@ -556,6 +585,13 @@ def to_csv_frame(table: Table) -> pd.DataFrame:
                 out[f"{c} diff_vs_ft {part}"] = [getattr(p, part) if m != FINETUNE else math.nan
                                                  for m, p in zip(table.grid.methods, cells)]
             out[f"{c} diff_vs_ft verdict"] = [p.verdict if m != FINETUNE else "" for m, p in zip(table.grid.methods, cells)]
+    if table.paired_best:  # the TRED rows against the best baseline (named in `best_baseline`)
+        out["best_baseline"] = table.best_baseline
+        for c in paired_columns(table):
+            cells = [table.paired_best.get((m, c)) for m in table.grid.methods]
+            for part in ("mean", "low", "high", "n"):
+                out[f"{c} diff_vs_best {part}"] = [getattr(p, part) if p else math.nan for p in cells]
+            out[f"{c} diff_vs_best verdict"] = [p.verdict if p else "" for p in cells]
     if "weights" in table.runs:
         out["weights"] = [" / ".join(sorted({w for w in table.runs.loc[table.runs.method == m, "weights"].dropna() if w}))
                           for m in table.grid.methods]
