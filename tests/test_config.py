@@ -60,6 +60,7 @@ def test_method_names():
     # toward the whole source map there is no stage 1, so no separation or split in the name
     assert method_name({"tred": {"reference": "full"}}, "max_mmd", "mask") == "tred-full"
     assert method_name(["l2sp", "tred"], "min_mi", reference="full") == "l2sp+tred-full"
+    assert method_name({"tred": {}}, "max_mmd", "projection") == "tred-projection"  # no separation term
 
 
 def test_the_full_reference_control_is_its_own_method():

@@ -194,7 +194,7 @@ def test_method_presets_name_the_paper_methods():
                      "tred_max_mmd": "tred-max_mmd", "tred_min_mi": "tred-min_mi",
                      "tred_max_mmd_min_mi": "tred-max_mmd_min_mi", "tred_mask_max_mmd": "tred-mask-max_mmd",
                      "tred_mask_min_mi": "tred-mask-min_mi", "tred_mask_max_mmd_min_mi": "tred-mask-max_mmd_min_mi",
-                     "tred_full": "tred-full"}
+                     "tred_full": "tred-full", "tred_projection": "tred-projection"}
     assert sorted(names.values()) == sorted(PAPER_ORDER)
 
 

@@ -216,9 +216,11 @@ def test_mask_parts_split_the_map():
         assert torch.equal(restored["feat"].relevant_part(z), zr)
 
 
-def test_mask_preset_runs_and_stays_within_the_map(smoke):
-    result = smoke("method=tred_mask_max_mmd", *SMALL_STAGE1)
-    assert result["status"] == "completed" and result["method"] == "tred-mask-max_mmd"
+@pytest.mark.parametrize("preset, method", [("tred_mask_max_mmd", "tred-mask-max_mmd"),
+                                            ("tred_projection", "tred-projection")])
+def test_split_presets_run_and_stay_within_the_map(preset, method, smoke):
+    result = smoke(f"method={preset}", *SMALL_STAGE1)
+    assert result["status"] == "completed" and result["method"] == method
     assert 0 <= result["disentangle_reference_gap"] <= 1
 
 
@@ -258,3 +260,27 @@ def test_tie_term_pulls_the_reference_to_the_map():
         return evaluate_stage1(cfg, model, None, ["feat"], data, train, 2, 0, "cpu")[0]["feat"]["reference_gap"]
 
     assert gap(10.0) < 1.0 < gap(0.0)  # measured 0.69 and 1.32: closer to z than zero is, only with the tie
+
+
+def test_projection_split_keeps_the_label_in_z_r_and_none_in_z_i():
+    """parts=projection on `ChannelData` (the label shifts channels 0 and 1 together): P is the
+    rank-1 projection onto that shift, so h_r and the source probe read the label, a probe on
+    pool(z_i) is at chance (50%), z_r + z_i = z exactly, and the gap is the energy outside the span."""
+    cfg = OmegaConf.structured(DisentangleConfig(parts="projection", probe_steps=200, probe_lr=0.05,
+                                                 diagnostics_split="train"))
+    data = ChannelData(n=256)
+    model, history, train = train_disentangler(cfg, IdentitySource(), ["feat"], data, 2, 0, torch.device("cpu"), 64)
+    assert history == []  # nothing trained but h_r, in closed form
+    basis = model["feat"].basis
+    assert basis.shape == (1, 8)
+    assert basis[0, :2].abs().min() > 0.6 and basis[0, 2:].abs().max() < 0.2  # ~ (1, 1, 0, ...) / sqrt(2)
+    z_r, z_i = model["feat"](data.x)
+    torch.testing.assert_close(z_r + z_i, data.x)
+    scores = evaluate_stage1(cfg, model, None, ["feat"], data, train, 2, 0, "cpu")[0]["feat"]
+    assert scores["relevant_acc"] >= 90 and scores["probe_acc"] >= 90
+    assert scores["irrelevant_probe_acc"] <= 65
+    energy_out = float(((z_r - data.x) ** 2).mean() / (data.x ** 2).mean())
+    assert scores["reference_gap"] == pytest.approx(energy_out) and 0.5 < energy_out < 1.0
+    # what the cache and the run directory store rebuilds the same split
+    rebuilt = Disentangler.from_export(model.export()).eval()
+    torch.testing.assert_close(rebuilt["feat"](data.x)[0], z_r)

@@ -78,6 +78,7 @@ class DisentangleConfig:
     name: str = "max_mmd_min_mi"
     # branches: z_r = E_r(z), z_i = E_i(z), tied to z by the reconstruction term (docs/tred.md);
     # mask: z_r = sigmoid(E_r(z)) * z, z_i = z - z_r, a split of z by construction (docs/tred.md).
+    # projection: z_r = P z, P onto the span of the class-mean features, z_i = z - z_r (closed form).
     parts: str = "branches"
     # Adam on the disentangler (E_r, E_i, h_r of each TRED layer); source backbone frozen, eval mode.
     epochs: int = 5

@@ -3,7 +3,8 @@
 A method's *name* (run directories, result.json `method`, table rows) is worked out from a run's
 config by `method_name` only: the selected regularizers joined by `+`, TRED spelled with its
 stage-1 separation (`tred-max_mmd`) and, when `disentangle.parts` is not `branches`, its split
-(`tred-mask-max_mmd`); TRED's stage 2 toward the whole source map (`regularizer.tred.reference=full`,
+(`tred-mask-max_mmd`; `tred-projection` for the closed-form split, which has no separation
+term); TRED's stage 2 toward the whole source map (`regularizer.tred.reference=full`,
 no stage 1: the control that says whether the disentanglement helps) is `tred-full`. `CATALOGUE`
 lists the methods of the paper's tables in order; a method that is not in it (a new regularizer,
 a combination `l2sp+bss`) still runs and is tabulated, under its name, after the catalogued ones.
@@ -36,6 +37,7 @@ CATALOGUE = (
     Method("tred-mask-max_mmd", "TRED-mask Max-MMD", "tred_mask_max_mmd"),
     Method("tred-mask-min_mi", "TRED-mask Min-MI", "tred_mask_min_mi"),
     Method("tred-mask-max_mmd_min_mi", "TRED-mask Max-MMD+Min-MI", "tred_mask_max_mmd_min_mi"),
+    Method("tred-projection", "TRED-projection (class-mean split)", "tred_projection"),
 )
 FINETUNE = "l2"  # the baseline every gain is measured against
 PAPER_ORDER = tuple(m.name for m in CATALOGUE)
@@ -65,9 +67,12 @@ def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None, re
         reference = (regularizer["tred"] or {}).get("reference")
     if reference == "full":
         tred = "tred-full"
+    elif parts == "projection":  # nothing is trained by the separation terms: no name for them
+        tred = "tred-projection"
     else:
         tred = f"tred-{disentangle}" if parts in (None, "branches") else f"tred-{parts}-{disentangle}"
-    return "+".join(tred if (n == "tred" and (disentangle or reference == "full")) else n for n in names)
+    named = disentangle or reference == "full" or parts == "projection"
+    return "+".join(tred if (n == "tred" and named) else n for n in names)
 
 
 def method_of_config(cfg: dict) -> str:

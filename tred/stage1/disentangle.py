@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from tred.errors import ConfigError
 from tred.models.hooks import FeatureTaps
-from tred.stage1.disentangler import Disentangler
+from tred.stage1.disentangler import Disentangler, class_mean_basis
 from tred.stage1.estimators import CLUB, mmd2
 
 # method name -> (maximize MMD, minimize MI)
@@ -137,7 +137,14 @@ def train_disentangler(cfg, source, layers, data, num_classes: int, seed: int, d
     channels = {n: int(fm.shape[1]) for n, fm in train[0].items()}
     stage = Stage1(cfg, channels, num_classes, seed, device)
     history = []
-    for epoch in range(cfg.epochs):
+    if cfg.parts == "projection":  # closed form: P from the class means, h_r fitted as the probes are
+        for n, fm in train[0].items():
+            m = stage.model[n]
+            m.set_basis(class_mean_basis(pooled(fm), train[1]))
+            with torch.no_grad():
+                z_r = pooled(m.relevant_part(fm))
+            m.head.load_state_dict(fit_probe(z_r, train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed).state_dict())
+    for epoch in range(cfg.epochs if cfg.parts != "projection" else 0):
         sums, n = defaultdict(float), 0
         for maps, y in epoch_batches(cfg, source, layers, data, None if cfg.augment else train, seed, epoch, device):
             for k, v in stage.step(maps, y).items():

@@ -6,6 +6,12 @@
 - `mask`: z_r = sigmoid(E_r(z)) * z, z_i = z - z_r (elementwise). The two parts split z by
   construction (reconstruction exact, every element of z_r between 0 and that of z), so the
   reference stays within the source map: mean (z_r - z)^2 <= mean z^2.
+- `projection`: z_r = P z at every position, z_i = z - z_r, with P the orthogonal projection of
+  the channel space onto the span of the target classes' mean pooled source features (minus
+  their overall mean), rank <= classes - 1, fitted once on the training maps
+  (`class_mean_basis`); nothing else is trained but h_r. The class means of pool(z_i) are then
+  equal on the training data, so z_i holds no target information in its class means, and the
+  reference is an orthogonal part of z (gap = the energy outside the span, <= 1).
 """
 
 from __future__ import annotations
@@ -21,7 +27,16 @@ def branch(channels: int) -> nn.Sequential:
         nn.Conv2d(channels, channels, 1))
 
 
-PARTS = ("branches", "mask")
+PARTS = ("branches", "mask", "projection")
+
+
+def class_mean_basis(pooled: torch.Tensor, labels: torch.Tensor, rtol: float = 1e-5) -> torch.Tensor:
+    """Orthonormal rows spanning {mean(pooled[labels == k]) - mean over the class means}: r x C."""
+    means = torch.stack([pooled[labels == k].mean(0) for k in labels.unique()]).double()
+    centred = means - means.mean(0)
+    _, s, vt = torch.linalg.svd(centred, full_matrices=False)
+    keep = s > rtol * s.max().clamp_min(1e-30)
+    return vt[keep].to(pooled.dtype)
 
 
 class LayerDisentangler(nn.Module):
@@ -32,12 +47,20 @@ class LayerDisentangler(nn.Module):
         if parts not in PARTS:
             raise ValueError(f"parts={parts!r}; valid: {list(PARTS)}")
         self.parts = parts
-        self.relevant = branch(channels)
+        self.relevant = branch(channels) if parts != "projection" else None
         self.irrelevant = branch(channels) if parts == "branches" else None
+        if parts == "projection":  # r x C, set by set_basis (r <= classes - 1)
+            self.register_buffer("basis", torch.zeros(0, channels))
         self.head = nn.Linear(channels, num_classes)
+
+    def set_basis(self, basis: torch.Tensor) -> None:
+        self.basis = basis.to(self.head.weight)
 
     def relevant_part(self, z: torch.Tensor) -> torch.Tensor:
         """z_r, the reference of stage 2."""
+        if self.parts == "projection":
+            coords = torch.einsum("rc,bchw->brhw", self.basis, z)
+            return torch.einsum("rc,brhw->bchw", self.basis, coords)
         return self.relevant(z) if self.parts == "branches" else torch.sigmoid(self.relevant(z)) * z
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,5 +97,9 @@ class Disentangler(nn.Module):
     @classmethod
     def from_export(cls, saved: dict) -> "Disentangler":
         model = cls(saved["channels"], saved["num_classes"], saved.get("parts", "branches"))
+        for name in model.channels:  # the projection's rank is known only from what was saved
+            key = f"layers.{module_key(name)}.basis"
+            if key in saved["state_dict"]:
+                model[name].basis = torch.empty_like(saved["state_dict"][key])
         model.load_state_dict(saved["state_dict"])
         return model
