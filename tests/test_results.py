@@ -15,7 +15,8 @@ import yaml
 
 from tests.wandb_reader import history
 
-from tred.results import build_table, to_csv_frame, to_latex, to_markdown
+from tred.tables.render import to_csv_frame, to_latex, to_markdown
+from tred.tables.table import build_table
 
 _spec = importlib.util.spec_from_file_location(
     "make_table", Path(__file__).resolve().parents[1] / "scripts" / "make_table.py")
@@ -187,7 +188,8 @@ def test_mixed_experiments(sweep, capsys, kind):
 
 
 def test_method_presets_name_the_paper_methods():
-    from tred.results import CONFIGS, PAPER_ORDER, preset_method
+    from tred.methods import PAPER_ORDER
+    from tred.tables.runs import CONFIGS, preset_method
 
     names = {p.stem: preset_method(p.stem) for p in (CONFIGS / "method").glob("*.yaml")}
     assert names == {"finetune": "l2", "l2sp": "l2sp", "at": "at", "delta": "delta", "bss": "bss",
