@@ -1,9 +1,10 @@
 """A `Table` as text: markdown, LaTeX (booktabs), the csv / W&B frame, and its captions and notes.
 
-Under the main table: the caption, the weights each method ran with, the missing runs, the runs
-with a health warning (their cells carry `!`), threads and versions, and what the runs cost;
-then one block per set of paired differences (vs fine-tuning; the TRED rows vs the best
-baseline), each with its caption. Row labels are `tred.methods.display_name`.
+With the main table (under it in markdown, as `%` comments above it in LaTeX): the caption, the
+weights each method ran with, the missing runs, the runs with a health warning (their cells
+carry `!`), threads and versions, and what the runs cost; then one block per set of paired
+differences (vs fine-tuning; the TRED rows vs the best baseline), each with its caption. Row
+labels are `tred.methods.display_name`.
 """
 
 from __future__ import annotations
