@@ -9,7 +9,7 @@ the sweep directory with one more override adds rows. Only validation runs are r
 (`dataset.validation=true`, result.json `eval_split: val`); a test-split result stops it, so an
 ablation never looks at the test split. Per variant: mean ± std of the validation accuracy over
 seeds, the paired difference to each `--against` variant (same seed = same training subset and
-held-out images) with its 95% interval (tred/stats.py), and the mean stage-1 checks of the TRED
+held-out images) with its 95% interval (tred/tables/stats.py), and the mean stage-1 checks of the TRED
 runs (relevant head, irrelevant probe, source probe, reference gap, stage-1 time / fine-tuning
 time).
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from tred.io import atomic_write, read_json
-from tred.results import is_run_file
-from tred.stats import paired_difference
+from tred.tables.runs import is_run_file
+from tred.tables.stats import paired_difference
 
 CHECKS = {"relevant head": "disentangle_relevant_", "irrelevant probe": "disentangle_irrelevant_probe_",
           "source probe": "source_probe_"}

@@ -17,7 +17,8 @@ from tred.errors import TredError
 from tred.io import atomic_write
 from tred.loggers import log_table
 from tred.plots import all_plots
-from tred.results import build_table, missing_note, to_csv_frame, to_latex, to_markdown
+from tred.tables.render import missing_note, to_csv_frame, to_latex, to_markdown
+from tred.tables.table import build_table
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ directory is in one state:
 - interrupted: started (config.yaml) but none of the above: killed or stopped, no result;
   running the sweep again resumes it from its checkpoint;
 - not started: declared by the sweep's multirun.yaml but without a run directory. The declared
-  runs are the table's expected grid (`tred.results.expected_grid`: methods x datasets x sample
+  runs are the table's expected grid (`tred.tables.runs.expected_grid`: methods x datasets x sample
   rates x seeds, the declared values united with those on disk) times every other swept key.
 
 ETA = (running + interrupted + not started) x the median `wall_time_s` of the completed runs
@@ -36,10 +36,11 @@ from omegaconf import OmegaConf
 
 from tred.errors import TredError
 from tred.io import read_json
-from tred.results import is_run_file, method_of_config, expected_grid, sweep_axes
+from tred.methods import method_of_config
+from tred.tables.runs import expected_grid, run_dirs, sweep_axes
 
 STATES = ("completed", "running", "failed", "interrupted", "not started")
-# Swept keys that the expected grid already spans (tred.results.expected_grid).
+# Swept keys that the expected grid already spans (tred.tables.runs.expected_grid).
 GRID_KEYS = ("method", "regularizer", "disentangle", "disentangle.parts", "dataset", "dataset.sample_rate", "seed")
 RECENT_S = 300.0
 
@@ -127,13 +128,12 @@ def sweep_status(sweep_dir: Path, jobs: int = 1, recent_s: float = RECENT_S, now
     held = held_flocks() if held is None else held
     axes = sweep_axes(sweep_dir)
     extra = {k: v for k, v in axes.items() if k not in GRID_KEYS and len(v) > 1}
-    run_dirs = sorted({p.parent for name in ("config.yaml", "result.json")
-                       for p in sweep_dir.rglob(name) if is_run_file(p, sweep_dir)})
-    if not run_dirs and not axes:
+    dirs = run_dirs(sweep_dir)
+    if not dirs and not axes:
         raise TredError(f"no runs under {sweep_dir} and no multirun.yaml: not a sweep directory "
                         "(pass hydra.sweep.dir of a sweep, e.g. outputs/sweeps/mini_table)")
     rows, counts, failed, walls = [], dict.fromkeys(STATES, 0), [], []
-    for d in run_dirs:
+    for d in dirs:
         cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) if (d / "config.yaml").is_file() else None
         try:
             result = read_json(d / "result.json") if (d / "result.json").is_file() else None

@@ -28,7 +28,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from tred.io import atomic_write, read_json
-from tred.results import is_run_file, main_weights, method_of_config
+from tred.methods import method_of_config
+from tred.tables.runs import main_weights, run_dirs
 
 WEIGHT = "weight"
 
@@ -41,7 +42,7 @@ def main_weight(cfg) -> tuple[str, str, float] | None:
 
 def collect(sweep: Path, key: str | None) -> pd.DataFrame:
     rows = []
-    for d in sorted({p.parent for p in sweep.rglob("config.yaml") if is_run_file(p, sweep)}):
+    for d in run_dirs(sweep, ("config.yaml",)):
         cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml"))
         res_path = d / "result.json"
         result = read_json(res_path) if res_path.is_file() else {"status": "unfinished"}

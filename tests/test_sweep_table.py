@@ -39,7 +39,8 @@ def test_smoke_sweep_table_skip_and_rerun_failed(tmp_path):
     results = sorted(root.rglob("result.json"))
     assert len(results) == 2 * len(METHODS)
 
-    from tred.results import build_table, to_markdown
+    from tred.tables.render import to_markdown
+    from tred.tables.table import build_table
 
     table = build_table(root)
     assert table.missing.empty and table.columns == ["digits"]

@@ -47,12 +47,6 @@ def make_sweep(root: Path, eval_split: str = "val") -> Path:
     return root
 
 
-def test_choice_per_method(tmp_path):
-    df = tune_summary.collect(make_sweep(tmp_path / "s"), None)
-    assert tune_summary.choose(tune_summary.summarize(df)) == {
-        "l2": pytest.approx(1e-6), "l2sp": pytest.approx(1e-3), "tred-max_mmd_min_mi": pytest.approx(1e-3)}
-
-
 def test_written_weights_land_in_the_table_sweeps_configs(tmp_path, capsys):
     configs = tmp_path / "configs"
     shutil.copytree(CONFIGS, configs)

@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tred.results import FINETUNE, Table, display_name, method_order, paired_columns  # noqa: E402
-from tred.stats import NO_PAIRS  # noqa: E402
+from tred.methods import FINETUNE, display_name, method_order  # noqa: E402
+from tred.tables.stats import NO_PAIRS  # noqa: E402
+from tred.tables.table import Table, paired_columns  # noqa: E402
 
 STAGE1 = "disentangle"
 NOT_DIAGNOSTIC = ("epoch", "iter", "step")

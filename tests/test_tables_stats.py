@@ -1,4 +1,4 @@
-"""Paired statistics (tred/stats.py) against values worked out by hand and printed t tables."""
+"""Paired statistics (tred/tables/stats.py) against values worked out by hand and printed t tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tred.stats import BETTER, UNRESOLVED, WORSE, paired_difference, t_cdf, t_quantile
+from tred.tables.stats import BETTER, UNRESOLVED, WORSE, paired_difference, t_cdf, t_quantile
 
 
 @pytest.mark.parametrize("df, q", [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622),

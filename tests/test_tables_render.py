@@ -1,0 +1,121 @@
+"""A table as text (tred/tables/render.py): markdown, LaTeX, the csv / W&B frame, the paired
+blocks and the notes under the table, on hand-written run directories."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+
+from tests.fake_runs import add_delta_and_tred_full, paired_sweep, small_sweep, write_run
+
+from tred.tables.render import to_csv_frame, to_latex, to_markdown
+from tred.tables.table import build_table
+
+
+@pytest.fixture
+def table(tmp_path):
+    return build_table(small_sweep(tmp_path / "sweep"))
+
+
+@pytest.fixture
+def paired(tmp_path):
+    return paired_sweep(tmp_path / "paired")
+
+
+def test_markdown_bold_and_dashes(table):
+    md = to_markdown(table)
+    main = md.split("\n\n")[0]  # the paired table below has rows of the same names
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in main.splitlines() if line.startswith("| ") and "Method" not in line}
+    assert rows["Fine-tune (L2)"] == ["62.0 ± 2.0", "82.0 ± 2.0", "72.0", "+0.0"]
+    assert rows["L2-SP"] == ["**71.0 ± 1.4** (n=2)", "87.0 ± 2.0", "**79.0**", "**+7.0**"]
+    assert rows["TRED Max-MMD"] == ["—", "**90.0** (n=1)", "—", "—"]
+    assert "Missing 6 of 18 runs (4 not run, 1 failed, 1 unfinished)" in md
+
+
+def test_latex(table):
+    tex = to_latex(table)
+    for piece in ("\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}{lcccc}",
+                  "L2-SP & \\textbf{71.0 $\\pm$ 1.4}\\,(n=2) & 87.0 $\\pm$ 2.0 & \\textbf{79.0} & \\textbf{+7.0} \\\\",
+                  "TRED Max-MMD & --- & \\textbf{90.0}\\,(n=1) & --- & --- \\\\"):
+        assert piece in tex
+
+
+def test_csv_frame_holds_numbers(table):
+    csv = to_csv_frame(table).set_index("method")
+    assert csv.at["l2sp", "digits mean"] == pytest.approx(71.0)
+    assert csv.at["l2sp", "digits std"] == pytest.approx(math.sqrt(2))
+    assert csv.at["l2sp", "gain_vs_finetune"] == pytest.approx(7.0)
+    assert math.isnan(csv.at["tred-max_mmd", "digits mean"])
+
+
+def test_paired_table_in_markdown_latex_csv(paired):
+    t = build_table(paired)
+    md = to_markdown(t)
+    assert "| Δ vs Fine-tune | digits | elpv | Avg. |" in md
+    assert "| L2-SP | -0.8 [-3.9, +2.4] (n=2) | +1.5 [+0.3, +2.7] ↑ | +0.4 [-4.4, +5.1] (n=2) |" in md
+    assert ("Weights: Fine-tune (L2) weight_decay=1e-05; L2-SP alpha=0.001. Chosen on held-out data."
+            in md)
+    tex = to_latex(t)
+    assert "L2-SP & -0.8 [-3.9, +2.4]\\,(n=2) & +1.5 [+0.3, +2.7] $\\uparrow$ & +0.4 [-4.4, +5.1]\\,(n=2) \\\\" in tex
+    csv = to_csv_frame(t).set_index("method")
+    assert csv.at["l2sp", "elpv diff_vs_ft mean"] == pytest.approx(1.5)
+    assert csv.at["l2sp", "elpv diff_vs_ft low"] == pytest.approx(1.5 - 1.24208, abs=1e-4)
+    assert csv.at["l2sp", "Avg. diff_vs_ft n"] == 2 and csv.at["l2sp", "elpv diff_vs_ft verdict"] == "better"
+    assert csv.at["l2sp", "weights"] == "alpha=0.001" and math.isnan(csv.at["l2", "elpv diff_vs_ft mean"])
+    # every paired cell of the markdown has its numbers in the csv (the W&B table is this frame)
+    assert {c for c in csv.columns if "diff_vs_ft" in c} == {
+        f"{c} diff_vs_ft {p}" for c in ("digits", "elpv", "Avg.") for p in ("mean", "low", "high", "n", "verdict")}
+
+
+def test_tred_rows_against_the_best_baseline(paired):
+    t = build_table(add_delta_and_tred_full(paired))
+    md = to_markdown(t)
+    assert "| Δ vs DELTA | digits | elpv | Avg. |" in md and "the best baseline, DELTA" in md
+    block = md.split("| Δ vs DELTA |")[1]
+    assert "| TRED-full (no stage 1) | +1.0 [-1.5, +3.5] | +0.7 [-0.8, +2.1] | +0.8 [+0.1, +1.6] ↑ |" in block
+    assert "| L2-SP |" not in block  # only the TRED rows are compared with the best baseline
+    assert "$\\Delta$ vs DELTA" in to_latex(t)
+    csv = to_csv_frame(t).set_index("method")
+    assert csv.at["tred-full", "elpv diff_vs_best mean"] == pytest.approx(2 / 3)
+    assert csv.at["tred-full", "best_baseline"] == "delta" and math.isnan(csv.at["l2sp", "elpv diff_vs_best mean"])
+
+
+def test_no_paired_table_without_finetuning(paired):
+    shutil.rmtree(paired / "l2")
+    t = build_table(paired)
+    assert t.paired == {} and "Δ vs Fine-tune" not in to_markdown(t)
+
+
+def test_health_warnings_threads_and_versions_are_shown(tmp_path):
+    root = tmp_path / "h"
+    lib = {"torch": "2.14.1", "numpy": "2.1.0"}
+    for seed in (0, 1):
+        write_run(root, "l2", "digits", seed, 60.0 + seed,
+                  extra={"threads": 1, "versions": lib, "code_version": {"commit": "abcdef0123456789", "dirty": False}})
+        write_run(root, "l2sp", "digits", seed, 10.0 if seed else 61.0,
+                  extra={"threads": 2 if seed else 1, "versions": lib,
+                         "code_version": {"commit": "abcdef0123456789", "dirty": seed == 1},
+                         "warnings": ["test accuracy 10.0% is at chance level (10 classes)"] if seed else []})
+    md = to_markdown(build_table(root))
+    main = md.split("\n\n")[0]
+    assert "| L2-SP | 35.5 ± 36.1! |" in main and "| Fine-tune (L2) | **60.5 ± 0.7** |" in main
+    assert ("! = the cell averages 1 run(s) that reported a health warning: "
+            "l2sp/digits/sr1.0/seed1: test accuracy 10.0% is at chance level (10 classes).") in md
+    assert "runs differ in CPU threads (1, 2): a table is reproducible bit for bit only with the same launcher" in md
+    assert ("runs differ in versions: code abcdef0123+dirty, numpy 2.1.0, torch 2.14.1 | "
+            "code abcdef0123, numpy 2.1.0, torch 2.14.1.") in md
+
+
+def test_cost_note_from_the_runs_own_times(tmp_path):
+    root = tmp_path / "c"
+    for seed, (wall, s1, ft, gap) in enumerate([(100.0, 10.0, 80.0, 0.5), (200.0, 30.0, 150.0, 2.0)]):
+        write_run(root, "l2", "digits", seed, 60.0, extra={"wall_time_s": 3600.0 + seed})
+        write_run(root, "tred-max_mmd", "digits", seed, 61.0, extra={
+            "wall_time_s": wall, "stage1_time_s": s1, "finetune_time_s": ft, "disentangle_reference_gap": gap})
+    md = to_markdown(build_table(root))
+    # 3600 + 3601 + 100 + 200 = 7501 s; median of (100, 200, 3600, 3601) = 1900 s; 10/80, 30/150
+    assert ("Cost: 4 completed runs, 2h05m of run time in all (sum of wall_time_s), median 31m40s per run; "
+            "TRED stage 1 = 12-20% of the fine-tuning time, reference gap 0.5-2.") in md

@@ -1,0 +1,261 @@
+"""A `Table` as text: markdown, LaTeX (booktabs), the csv / W&B frame, and its captions and notes.
+
+With the main table (under it in markdown, as `%` comments above it in LaTeX): the caption, the
+weights each method ran with, the missing runs, the runs with a health warning (their cells
+carry `!`), threads and versions, and what the runs cost; then one block per set of paired
+differences (vs fine-tuning; the TRED rows vs the best baseline), each with its caption. Row
+labels are `tred.methods.display_name`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from tred.methods import FINETUNE, display_name
+from tred.tables.stats import BETTER, NO_PAIRS, WORSE, Paired
+from tred.tables.table import Table, column_label, paired_columns
+
+DASH = "—"
+MARK = {BETTER: "↑", WORSE: "↓"}
+TEX_MARK = {BETTER: "$\\uparrow$", WORSE: "$\\downarrow$"}
+
+
+def weights_caption(table: Table) -> str:
+    """`Weights: L2-SP alpha=0.001; ...` from the runs' own configs, and how they were chosen."""
+    runs = table.runs
+    if "weights" not in runs:
+        return ""
+    parts = []
+    for m in table.grid.methods:
+        values = sorted({w for w in runs.loc[runs.method == m, "weights"].dropna() if w})
+        if values:
+            parts.append(f"{display_name(m)} {' / '.join(values)}")
+    if not parts:
+        return ""
+    notes = sorted({n for n in runs.get("weights_note", pd.Series(dtype=str)).dropna() if n})
+    return "Weights: " + "; ".join(parts) + "." + (f" {' '.join(notes)}" if notes else "")
+
+
+def _cells(table: Table, style: str) -> list[list[str]]:
+    """Formatted body rows; style is 'md' or 'tex'."""
+    s, k, n_exp = table.summary, table.digits, len(table.grid.seeds)
+    pm = " $\\pm$ " if style == "tex" else " ± "
+    bold = (lambda x: f"\\textbf{{{x}}}") if style == "tex" else (lambda x: f"**{x}**")
+    dash = "---" if style == "tex" else DASH
+    best = {c: s[(c, "mean")].round(k).max() for c in [*table.columns, "Avg.", "Gain vs FT"]}
+    warned = warned_cells(table)
+    body = []
+    for m in table.grid.methods:
+        row = [_escape(display_name(m)) if style == "tex" else display_name(m)]
+        for c in table.columns:
+            mean, std, n = s.at[m, (c, "mean")], s.at[m, (c, "std")], int(s.at[m, (c, "n")])
+            if math.isnan(mean):
+                row.append(dash)
+                continue
+            text = f"{mean:.{k}f}" + (f"{pm}{std:.{k}f}" if not math.isnan(std) else "")
+            text = bold(text) if round(mean, k) == best[c] else text
+            row.append(text + (f" (n={n})" if n < n_exp else "") + ("!" if (m, c) in warned else ""))
+        for c, sign in (("Avg.", ""), ("Gain vs FT", "+")):
+            v = s.at[m, (c, "mean")]
+            text = dash if math.isnan(v) else f"{v:{sign}.{k}f}"
+            row.append(bold(text) if not math.isnan(v) and round(v, k) == best[c] else text)
+        body.append(row)
+    return body
+
+
+def warned_cells(table: Table) -> set:
+    """(method, column) of the cells that average a run with a health warning."""
+    runs, several = table.runs, len(table.grid.rates) > 1
+    if "warnings" not in runs:
+        return set()
+    bad = runs[(runs["status"] == "completed") & runs["warnings"].fillna("").astype(bool)]
+    return {(r.method, column_label(r.dataset, r.sample_rate, several)) for r in bad.itertuples()}
+
+
+def _escape(text: str) -> str:
+    for ch in "\\&%$#_{}":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def missing_note(table: Table) -> str:
+    miss, total = table.missing, table.expected_runs
+    if miss.empty:
+        return f"All {total} runs completed."
+    counts = miss["reason"].value_counts()
+    parts = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    return f"Missing {len(miss)} of {total} runs ({parts}); cells without any completed seed show {DASH}."
+
+
+def health_note(table: Table) -> str:
+    """Runs that completed but reported a health warning (chance-level accuracy, a penalty far
+    above the cross-entropy): their cells carry `!` instead of being averaged silently."""
+    runs = table.runs
+    if "warnings" not in runs:
+        return ""
+    bad = runs[(runs["status"] == "completed") & runs["warnings"].fillna("").astype(bool)]
+    if bad.empty:
+        return ""
+    listed = "; ".join(f"{r.run_dir}: {r.warnings}" for r in bad.head(5).itertuples())
+    more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+    return f"! = the cell averages {len(bad)} run(s) that reported a health warning: {listed}{more}."
+
+
+def provenance_note(table: Table) -> str:
+    """Thread counts and library / code versions of the completed runs, and whether they differ."""
+    done = table.runs[table.runs["status"] == "completed"]
+    parts = []
+    if "threads" in done and done["threads"].notna().any():
+        threads = sorted({int(t) for t in done["threads"].dropna()})
+        if len(threads) > 1:
+            parts.append(f"runs differ in CPU threads ({', '.join(map(str, threads))}): a table is reproducible "
+                         "bit for bit only with the same launcher settings")
+        else:
+            parts.append(f"threads per run {threads[0]}")
+    if "versions" in done:
+        versions = sorted({v for v in done["versions"].dropna() if v})
+        if len(versions) == 1:
+            parts.append(f"versions: {versions[0]}")
+        elif versions:
+            parts.append(f"runs differ in versions: {' | '.join(versions)}")
+    return ("Runs: " + "; ".join(parts) + ".") if parts else ""
+
+
+def cost_note(table: Table) -> str:
+    """What the completed runs cost, from their own `wall_time_s` (the sum is CPU- or GPU-time of
+    one job at a time; a parallel sweep's wall clock is shorter), and TRED's stage-1 share."""
+    done = table.runs[table.runs["status"] == "completed"]
+    if "wall_time_s" not in done or done["wall_time_s"].isna().all():
+        return ""
+    wall = done["wall_time_s"].dropna()
+    text = (f"Cost: {len(wall)} completed runs, {_duration(wall.sum())} of run time in all "
+            f"(sum of wall_time_s), median {_duration(wall.median())} per run")
+    tred = done[done["method"].str.startswith("tred") & done["stage1_time_s"].notna() & (done["finetune_time_s"] > 0)]
+    if len(tred):
+        share = 100 * tred["stage1_time_s"] / tred["finetune_time_s"]
+        text += f"; TRED stage 1 = {share.min():.0f}-{share.max():.0f}% of the fine-tuning time"
+        gaps = tred["disentangle_reference_gap"].dropna()
+        if len(gaps):
+            text += f", reference gap {gaps.min():.2g}-{gaps.max():.2g}"
+    return text + "."
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def caption(table: Table) -> str:
+    return (f"Top-1 test accuracy (%), mean ± std over {len(table.grid.seeds)} seeds "
+            f"(n = seeds completed when fewer); best per column in bold; "
+            f"Gain vs FT = average difference to fine-tuning (L2) over the columns.")
+
+
+def _paired_text(p: Paired, k: int, n_exp: int, style: str) -> str:
+    if p.n == 0:
+        return "---" if style == "tex" else DASH
+    text = f"{p.mean:+.{k}f}"
+    if not math.isnan(p.low):
+        text += f" [{p.low:+.{k}f}, {p.high:+.{k}f}]"
+    mark = (TEX_MARK if style == "tex" else MARK).get(p.verdict)
+    text += f" {mark}" if mark else ""
+    return text + (f" (n={p.n})" if p.n < n_exp else "")
+
+
+def _paired_rows(table: Table, style: str, paired: dict) -> list[list[str]]:
+    n_exp, k = len(table.grid.seeds), table.digits
+    rows = []
+    for m in dict.fromkeys(key[0] for key in paired):
+        name = _escape(display_name(m)) if style == "tex" else display_name(m)
+        rows.append([name, *(_paired_text(paired.get((m, c), NO_PAIRS), k, n_exp, style)
+                             for c in paired_columns(table))])
+    return rows
+
+
+def paired_blocks(table: Table) -> list[tuple[str, str, dict]]:
+    """(header, caption, paired differences) of each paired table: vs fine-tuning, then the TRED
+    rows vs the best baseline."""
+    seeds = len(table.grid.seeds)
+    how = (f"paired by seed (same seed = same training subset and augmentation stream), mean [95% "
+           f"Student-t interval] over the {seeds} seeds")
+    tail = "the interval excluding 0; no mark: not resolved (n = seeds paired when fewer; no interval with one pair)."
+    blocks = []
+    if table.paired:
+        blocks.append(("Δ vs Fine-tune", f"Difference to fine-tuning (L2) in points, {how}; ↑ / ↓: better / "
+                       f"worse than fine-tuning, {tail}", table.paired))
+    if table.paired_best:
+        best = display_name(table.best_baseline)
+        blocks.append((f"Δ vs {best}", f"Difference of the TRED rows to the best baseline, {best} (the highest "
+                       f"average of L2-SP, AT, DELTA and BSS in this table), in points, {how}; ↑ / ↓: better / "
+                       f"worse than {best}, {tail}", table.paired_best))
+    return blocks
+
+
+def to_markdown(table: Table) -> str:
+    header = ["Method", *table.columns, "Avg.", "Gain vs FT"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in _cells(table, "md")]
+    out = [*lines, "", caption(table)]
+    out += [n for n in (weights_caption(table), missing_note(table), health_note(table), provenance_note(table),
+                        cost_note(table)) if n]
+    for head, text, paired in paired_blocks(table):
+        ph = [head, *paired_columns(table)]
+        out += ["", "| " + " | ".join(ph) + " |", "|" + "|".join([":---"] + [":---:"] * (len(ph) - 1)) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in _paired_rows(table, "md", paired)]
+        out += ["", text]
+    return "\n".join([*out, ""])
+
+
+def to_latex(table: Table) -> str:
+    header = ["Method", *map(_escape, table.columns), "Avg.", "Gain vs FT"]
+    lines = [f"% {caption(table)}", f"% {missing_note(table)}",
+             "\\begin{tabular}{l" + "c" * (len(header) - 1) + "}", "\\toprule",
+             " & ".join(header) + " \\\\", "\\midrule"]
+    lines += [" & ".join(r) + " \\\\" for r in _cells(table, "tex")]
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    for i, note in enumerate(n for n in (weights_caption(table), health_note(table), provenance_note(table),
+                                         cost_note(table)) if n):
+        lines.insert(2 + i, f"% {note}")
+    for head, text, paired in paired_blocks(table):
+        cols = paired_columns(table)
+        lines += [f"% {text.replace('↑', 'up').replace('↓', 'down')}",
+                  "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
+                  " & ".join([_escape(head).replace("Δ", "$\\Delta$"), *map(_escape, cols)]) + " \\\\",
+                  "\\midrule"]
+        lines += [" & ".join(r) + " \\\\" for r in _paired_rows(table, "tex", paired)]
+        lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines).replace(" (n=", "\\,(n=")
+
+
+def to_csv_frame(table: Table) -> pd.DataFrame:
+    """Numbers, not strings: one mean/std/n triple per column, then avg and gain."""
+    s = table.summary
+    out = pd.DataFrame({"method": table.grid.methods,
+                        "name": [display_name(m) for m in table.grid.methods]})
+    for c in table.columns:
+        for part in ("mean", "std", "n"):
+            out[f"{c} {part}"] = s[(c, part)].to_numpy()
+    out["avg"] = s[("Avg.", "mean")].to_numpy()
+    out["gain_vs_finetune"] = s[("Gain vs FT", "mean")].to_numpy()
+    if table.paired:  # the paired table's columns, fine-tuning's own row empty
+        for c in paired_columns(table):
+            cells = [table.paired.get((m, c), NO_PAIRS) for m in table.grid.methods]
+            for part in ("mean", "low", "high", "n"):
+                out[f"{c} diff_vs_ft {part}"] = [getattr(p, part) if m != FINETUNE else math.nan
+                                                 for m, p in zip(table.grid.methods, cells)]
+            out[f"{c} diff_vs_ft verdict"] = [p.verdict if m != FINETUNE else "" for m, p in zip(table.grid.methods, cells)]
+    if table.paired_best:  # the TRED rows against the best baseline (named in `best_baseline`)
+        out["best_baseline"] = table.best_baseline
+        for c in paired_columns(table):
+            cells = [table.paired_best.get((m, c)) for m in table.grid.methods]
+            for part in ("mean", "low", "high", "n"):
+                out[f"{c} diff_vs_best {part}"] = [getattr(p, part) if p else math.nan for p in cells]
+            out[f"{c} diff_vs_best verdict"] = [p.verdict if p else "" for p in cells]
+    if "weights" in table.runs:
+        out["weights"] = [" / ".join(sorted({w for w in table.runs.loc[table.runs.method == m, "weights"].dropna() if w}))
+                          for m in table.grid.methods]
+    return out
