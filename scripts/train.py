@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -104,7 +105,12 @@ def composition_error(exc: Exception) -> str:
         keys = sorted(str(k) for k in parent.keys() if k != "hydra") if hasattr(parent, "keys") else []
         where = full_key.rpartition(".")[0]
         listing = f"; the keys {f'of `{where}` ' if where else 'at the top '}are: {', '.join(keys)}" if keys else ""
-        return f"unknown config key `{full_key}`{listing}"
+        hint = ""
+        if full_key.startswith("regularizer.") and any(
+                re.match(r"(method|regularizer)=[^\[]*,", a) for a in sys.argv[1:]):
+            hint = ("; with a sweep over `method` or `regularizer`, Hydra applies a `regularizer.<name>` "
+                    "override to the default config (fine-tuning) first: run one method per command")
+        return f"unknown config key `{full_key}`{listing}{hint}"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{first} (see https://hydra.cc/docs/advanced/override_grammar/basic)" if isinstance(
         exc, OverrideParseException) else first

@@ -40,6 +40,9 @@ def options(group):
     (["-m", "seed=0,1", "regularizer=l2,foo"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
     (["regularizer=[l2sp,foo]"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
     (["--cfg", "job", "trainer.max_iter=5"], r"error: unknown config key `trainer.max_iter`; .*"),
+    (["-m", "method=tred_full,tred_min_mi", "regularizer.tred.alpha=1"],
+     r"error: unknown config key `regularizer.tred`; the keys of `regularizer` are: l2; with a sweep over "
+     r"`method` .* run one method per command"),
     (["regularizer=[l2sp,l2sp]"], r"error: regularizer=\[l2sp,l2sp\] names `l2sp` more than once; list each "
                                   r"regularizer once .*"),
     (["trainer.lr=["], r"error: no viable alternative at input '\[' .*"),
