@@ -36,8 +36,20 @@ def variant_of(run_dir: Path, sweep: Path) -> tuple[str, str]:
     parts = run_dir.relative_to(sweep).parts
     if len(parts) < 4 or not parts[3].startswith("seed"):
         raise ValueError(f"{run_dir} is not <method>/<dataset>/sr<rate>/seed<seed>[/<overrides>]")
-    label = " ".join([parts[0], *(p.replace(",", " ") for p in parts[4:])])
+    label = " ".join([parts[0], *(o for p in parts[4:] for o in split_overrides(p))])
     return label, parts[1]
+
+
+def split_overrides(dirname: str) -> list[str]:
+    """`a=1,b=[x,y]` -> [`a=1`, `b=[x,y]`]: Hydra's override_dirname joins with commas, and list
+    values keep theirs."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(dirname):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(dirname[start:i])
+            start = i + 1
+    return [*out, dirname[start:]]
 
 
 def collect(sweep: Path) -> pd.DataFrame:

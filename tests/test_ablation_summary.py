@@ -21,6 +21,7 @@ RUNS = {
     ("tred-max_mmd_min_mi", "", 0): 52.0, ("tred-max_mmd_min_mi", "", 1): 53.0,
     ("tred-max_mmd_min_mi", "", 2): None,  # a failed seed drops out of the pairs
     ("tred-max_mmd_min_mi", "regularizer.tred.channel_weights=attention", 0): 49.0,
+    ("tred-full", "regularizer.tred.channel_weights=attention,regularizer.tred.layers=[a,b]", 0): 48.0,
 }
 
 
@@ -48,7 +49,9 @@ def test_paired_rows_against_two_controls(tmp_path, capsys):
     rows = {cells(line)[col["variant"]]: cells(line) for line in lines[2:]}
 
     assert set(rows) == {"l2", "tred-full", "tred-max_mmd_min_mi",
-                         "tred-max_mmd_min_mi regularizer.tred.channel_weights=attention"}
+                         "tred-max_mmd_min_mi regularizer.tred.channel_weights=attention",
+                         # two overrides, one of them a list: split on the commas between overrides only
+                         "tred-full regularizer.tred.channel_weights=attention regularizer.tred.layers=[a,b]"}
     # tred-full - l2 = +1, +2, +1: mean 4/3, sd 0.57735, t(0.975, 2) = 4.302653 -> half 1.43426
     assert rows["tred-full"][col["vs l2"]] == "+1.33 [-0.10, +2.77] (n=3)"
     assert rows["tred-full"][col["val acc"]] == "53.33 ± 2.08"
