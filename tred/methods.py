@@ -52,8 +52,9 @@ def is_tred(method: str) -> bool:
 
 def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None, reference: Any = None) -> str:
     """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd`,
-    `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`, and `tred-full`
-    when TRED regularizes toward the whole source map (no stage 1, so no separation in the name).
+    `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`, `tred-projection`
+    for the closed-form split (no separation term, so none in the name), and `tred-full` when TRED
+    regularizes toward the whole source map (no stage 1).
 
     `regularizer`: the selected regularizers (a mapping of their settings, a list of names, or one
     name); `disentangle`, `parts`: TRED's `disentangle.name` and `disentangle.parts`; `reference`:
