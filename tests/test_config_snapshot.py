@@ -26,7 +26,7 @@ def test_a_changed_default_and_a_changed_run_directory_show(tmp_path):
     tune = configs / "experiment" / "tune_flowers.yaml"
     tune.write_text(tune.read_text().replace("0.001,0.01", "0.002,0.01") + "trainer:\n  lr: 0.02\n")
     (after,) = snapshot(configs, ["tune_flowers"], one_seed=True).values()
-    methods = ("l2", "l2sp", "at", "delta", "bss", "tred-max_mmd_min_mi")
+    methods = ("l2", "l2sp", "at", "delta", "bss", "tred-projection")
     assert set(before) - set(after) == {f"{m}/flowers102/sr0.25/seed0/weight_scale=0.001" for m in methods}
     same = "delta/flowers102/sr0.25/seed0/weight_scale=0.01"
     assert before[same]["trainer"]["lr"] == 0.01 and after[same]["trainer"]["lr"] == 0.02

@@ -165,7 +165,9 @@ def test_bad_knobs_fail_early():
     with pytest.raises(ConfigError, match="diagnostics_split"):
         validate(compose_cfg(["regularizer=tred", "disentangle.diagnostics_split=val"]))
     cfg = validate(compose_cfg(["regularizer=tred"]))
-    assert cfg.disentangle.name == "max_mmd_min_mi" and list(cfg.regularizer.tred.layers) == [cfg.backbone.final_layer]
+    # the default recipe (docs/tred.md, "Ablations"): the projection split on DELTA's layers, with attention
+    assert cfg.disentangle.parts == "projection" and cfg.regularizer.tred.channel_weights == "attention"
+    assert list(cfg.regularizer.tred.layers) == list(cfg.backbone.feature_layers)
 
 
 SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle.diagnostics_max_images=64", "disentangle.probe_steps=20",
