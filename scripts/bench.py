@@ -30,7 +30,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tred.config import register_resolvers, validate  # noqa: E402
+from tred.config import validate  # noqa: E402
 from tred.data import build_data  # noqa: E402
 from tred.engine.loop import Finetuner  # noqa: E402
 from tred.engine.metrics import MetricsLog  # noqa: E402
@@ -38,6 +38,7 @@ from tred.io import write_json  # noqa: E402
 from tred.models import build_models  # noqa: E402
 from tred.regularizers import build_regularizers  # noqa: E402
 from tred.run import setup_context  # noqa: E402
+from tred.schema import register_resolvers  # noqa: E402
 from tred.stage1.channel_attention import (attention_weights, channel_scores,  # noqa: E402
                                           channel_scores_naive)
 

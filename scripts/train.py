@@ -20,7 +20,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tred.config import check_overrides, register_resolvers
+from tred.schema import check_overrides, register_resolvers
 from tred.errors import TredError
 from tred.runlock import ParentWatch, RunInterrupted
 
