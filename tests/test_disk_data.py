@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 import fake_trees
 from tred.schema import DatasetConfig
 from tred.data import build_data
-from tred.data.disk import DATASETS, build_disk
+from tred.data.disk import build_disk
+from tred.data.layouts import DATASETS
 from tred.errors import DataError
 
 from conftest import CONFIGS
