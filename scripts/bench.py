@@ -23,21 +23,25 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from PIL import Image
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tred.config import register_resolvers, validate  # noqa: E402
+from tred.config import validate  # noqa: E402
 from tred.data import build_data  # noqa: E402
+from tred.data.throughput import loader_throughput  # noqa: E402
 from tred.engine.loop import Finetuner  # noqa: E402
 from tred.engine.metrics import MetricsLog  # noqa: E402
 from tred.io import write_json  # noqa: E402
 from tred.models import build_models  # noqa: E402
 from tred.regularizers import build_regularizers  # noqa: E402
 from tred.run import setup_context  # noqa: E402
+from tred.schema import register_resolvers  # noqa: E402
 from tred.stage1.channel_attention import (attention_weights, channel_scores,  # noqa: E402
                                           channel_scores_naive)
 
@@ -124,11 +128,6 @@ def attention_speedup(trainer: Finetuner, batch, layers) -> dict:
 
 def loader_speed(tmp: Path, workers=(0, 2), n_images: int = 96, batch_size: int = 32) -> dict:
     """Images/s of the paper-scale training pipeline alone, on a generated image_folder tree."""
-    import numpy as np
-    from PIL import Image
-
-    from tred.data.throughput import loader_throughput
-
     rng = np.random.default_rng(0)
     for i in range(n_images):
         folder = tmp / "images" / f"class{i % 4}"

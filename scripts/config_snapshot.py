@@ -35,7 +35,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from tred.config import register_resolvers, validate
+from tred.config import validate
+from tred.schema import register_resolvers
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -21,9 +21,10 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tred.config import check_overrides, register_resolvers
 from tred.errors import TredError
+from tred.io import atomic_write
 from tred.runlock import ParentWatch, RunInterrupted
+from tred.schema import check_overrides, register_resolvers
 
 register_resolvers()
 log = logging.getLogger("tred")
@@ -39,8 +40,6 @@ class RunFiles:
         self.cfg, self.handler = cfg, None
 
     def __call__(self, run_dir: Path) -> None:
-        from tred.io import atomic_write  # noqa: PLC0415
-
         hc = HydraConfig.instance().cfg
         for name, node in (("config.yaml", self.cfg), ("hydra.yaml", hc), ("overrides.yaml", hc.hydra.overrides.task)):
             atomic_write(run_dir / ".hydra" / name, lambda fh, node=node: fh.write(OmegaConf.to_yaml(node)))

@@ -1,9 +1,16 @@
 """Every config group option composes and validates; bad values fail before any work."""
 
-import pytest
+import os
+import subprocess
+import sys
 
-from conftest import CONFIGS, compose_cfg
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONFIGS, ROOT, compose_cfg
 from tred.config import validate
+from tred.engine.checkpoint import flatten
+from tred.schema import GROUP_SCHEMAS, TopConfig, TrainerConfig, defaults_of, method_defaults
 from tred.methods import method_name
 from tred.errors import ConfigError
 
@@ -48,6 +55,12 @@ def test_out_of_range_values(override, message):
         validate(compose_cfg([override]))
 
 
+def test_a_key_without_a_default_must_be_set():
+    """The identity of a group option (its name, a backbone's normalization ...) has no default."""
+    with pytest.raises(ConfigError, match="`backbone.mean` has no value"):
+        validate(compose_cfg(["~backbone.mean"]))
+
+
 def test_disentangle_is_dropped_unless_tred():
     assert validate(compose_cfg()).disentangle is None
 
@@ -79,3 +92,39 @@ def test_a_regularizer_listed_twice_is_refused(override):
                                           r"regularizer once"):
         validate(cfg, explicit=[override])
     validate(cfg, explicit=["regularizer=[l2sp,bss]", "regularizer.l2sp.alpha=0.1"])
+
+
+def repeated_defaults(option: dict, defaults: dict) -> list[str]:
+    """Keys of `option` (a yaml, unresolved: an interpolation is never a default) whose value is the default."""
+    have = flatten(defaults)
+    return sorted(k for k, v in flatten(option).items() if k in have and have[k] == v)
+
+
+@pytest.mark.parametrize("group", ["dataset", "backbone", "disentangle", "logger", "regularizer"])
+def test_no_group_option_repeats_a_default(group):
+    """Each default is written once, in its dataclass (tred/schema.py, a method's Config)."""
+    defaults = method_defaults() if group == "regularizer" else defaults_of(GROUP_SCHEMAS[group])
+    for opt in options(group):
+        option = OmegaConf.to_container(OmegaConf.load(CONFIGS / group / f"{opt}.yaml"))
+        option.pop("defaults", None)
+        assert not repeated_defaults(option, defaults), f"configs/{group}/{opt}.yaml"
+
+
+def test_train_yaml_repeats_no_default():
+    train = OmegaConf.to_container(OmegaConf.load(CONFIGS / "train.yaml"))
+    train = {k: v for k, v in train.items() if k not in ("defaults", "hydra")}
+    assert not repeated_defaults(train, {**defaults_of(TopConfig), "trainer": defaults_of(TrainerConfig)})
+
+
+def test_composing_imports_no_torch():
+    """Bad command lines fail in about a second (scripts/train.py): composition needs tred.schema only."""
+    code = ("import sys\n"
+            "from hydra import compose, initialize_config_dir\n"
+            "from tred.schema import register_resolvers\n"
+            "register_resolvers()\n"
+            f"with initialize_config_dir(config_dir={str(CONFIGS)!r}, version_base='1.3'):\n"
+            "    cfg = compose(config_name='train', overrides=['regularizer=[tred,delta,l2sp]', 'dataset=cub200'])\n"
+            "assert cfg.regularizer.delta.attention_epochs == 10, cfg.regularizer\n"
+            "assert 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+                   timeout=300)

@@ -10,17 +10,20 @@ import torch
 from omegaconf import OmegaConf
 
 import fake_trees
-from tred.config import DatasetConfig
+from tred.schema import DatasetConfig
 from tred.data import build_data
-from tred.data.disk import DATASETS, build_disk
+from tred.data.disk import build_disk
+from tred.data.layouts import DATASETS
 from tred.errors import DataError
 
 from conftest import CONFIGS
 
 
 def dcfg(name, root, **over):
-    """The real dataset config, shrunk to tiny images."""
-    base = OmegaConf.merge(OmegaConf.structured(DatasetConfig), OmegaConf.load(CONFIGS / "dataset" / f"{name}.yaml"))
+    """The real dataset config (its schema under its yaml, as Hydra composes it), shrunk to tiny images."""
+    option = OmegaConf.load(CONFIGS / "dataset" / f"{name}.yaml")
+    option.pop("defaults")  # [/schema/dataset@_here_, _self_]: DatasetConfig below it
+    base = OmegaConf.merge(OmegaConf.structured(DatasetConfig), option)
     return OmegaConf.merge(base, {"root": str(root) if root else None, "image_size": 16, "resize": 20, **over})
 
 

@@ -94,7 +94,7 @@ def test_install_extracts_and_counts_images(tmp_path):
 
 
 def test_manual_dataset_names_what_to_fetch(tmp_path):
-    from tred.data.disk import DATASETS
+    from tred.data.layouts import DATASETS
 
     with pytest.raises(DataError, match="cars_train.tgz.*" + str(tmp_path)):
         install("stanford_cars", DATASETS["stanford_cars"].source, tmp_path)

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tred.config import validate
-from tred.data.disk import DATASETS
+from tred.data.layouts import DATASETS
 
 from conftest import CONFIGS, compose_cfg
 

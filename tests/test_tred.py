@@ -11,7 +11,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from tred.config import DisentangleConfig, validate
+from tred.config import validate
+from tred.schema import DisentangleConfig
 from tred.stage1.disentangler import Disentangler
 from tred.stage1.disentangle import evaluate_stage1, train_disentangler
 from tred.errors import ConfigError

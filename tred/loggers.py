@@ -39,7 +39,7 @@ class WandbSink:
     def __init__(self, cfg: DictConfig, run_dir: Path, stub: dict):
         self.run = None
         try:
-            import wandb
+            import wandb  # late: slow to import, and needed only with logger=wandb
 
             lg = cfg.logger
             self.run = wandb.init(
@@ -87,7 +87,7 @@ def log_table(frame, plots: list[Path], sweep: str, sweep_dir: Path, project: st
     """Log a finished table (a `wandb.Table`) and its plots to a W&B run of its own
     (job_type `table`, group = sweep name). Returns False, with a warning, when W&B fails."""
     try:
-        import wandb
+        import wandb  # late: slow to import, and needed only by tables logged to W&B
 
         run = wandb.init(project=project, entity=entity, group=sweep, job_type="table",
                          name=f"table-{sweep}", dir=str(sweep_dir), mode=wandb_mode(mode),

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from tred.io import read_json  # noqa: E402
 from tred.methods import FINETUNE, display_name, method_order  # noqa: E402
 from tred.tables.stats import NO_PAIRS  # noqa: E402
 from tred.tables.table import Table, paired_columns  # noqa: E402
@@ -182,8 +183,6 @@ def stage1_checks(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
     accuracy next to a probe on the full source feature (should be close), a probe on the
     irrelevant part (should be near chance, the dashed line), and the reference gap (should be
     well below 1)."""
-    from tred.io import read_json
-
     rows = []
     for r in runs[runs["method"].str.startswith("tred")].itertuples():
         f = Path(sweep_dir) / r.run_dir / "result.json"

@@ -13,6 +13,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import numpy
+import torch
+
 PACKAGE = Path(__file__).resolve().parent
 GIT_TIMEOUT_S = 10
 
@@ -42,9 +45,6 @@ def _version(dist: str) -> str | None:
 
 
 def versions() -> dict:
-    import numpy
-    import torch
-
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": _version("torchvision"),
             "timm": _version("timm"), "numpy": numpy.__version__}
 

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 
 from tred.cache import cache_key
 from tred.data.embedded import LOADERS
+from tred.data.layouts import DATASETS
 from tred.data.memory import InMemoryImages
-from tred.data.splits import balanced_subset, stratified_split, validation_split
+from tred.data.splits import stratified_split, training_subset
 from tred.errors import ConfigError
 
 EMBEDDED = tuple(LOADERS)
@@ -38,11 +39,10 @@ def _to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
 def build_embedded(cfg, seed: int) -> InMemoryImages:
     images, labels = LOADERS[cfg.name]()
     train_idx, test_idx = stratified_split(labels, cfg.train_per_class, cfg.split_seed, cfg.test_per_class)
-    pos = balanced_subset(labels[train_idx], cfg.sample_rate, seed)
+    pos, held_out = training_subset(labels[train_idx], cfg, seed)
     keep = train_idx[pos]
-    if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
-        tr, va = validation_split(len(train_idx), pos, labels[train_idx], cfg.val_pool, cfg.val_fraction, seed)
-        keep, test_idx = train_idx[tr], train_idx[va]
+    if held_out is not None:  # tuning: evaluate on a held-out part of the training split, never the test split
+        test_idx = train_idx[held_out]
     data = InMemoryImages(
         _to_tensor(images[keep], cfg.image_size), torch.from_numpy(labels[keep]),
         _to_tensor(images[test_idx], cfg.image_size), torch.from_numpy(labels[test_idx]),
@@ -59,8 +59,8 @@ def build_data(cfg, seed: int, num_workers: int = 0):
     `num_workers` decoding processes serve on-disk datasets (embedded ones are in memory)."""
     if cfg.name in LOADERS:
         return build_embedded(cfg, seed)
-    from tred.data import disk  # paper-scale datasets on disk (imports PIL, torchvision)
+    if cfg.name in DATASETS:
+        from tred.data import disk  # late: defers PIL and torchvision to runs of on-disk datasets
 
-    if cfg.name in disk.DATASETS:
         return disk.build_disk(cfg, seed, num_workers)
-    raise ConfigError(f"unknown dataset `{cfg.name}`; valid: {sorted(EMBEDDED + tuple(disk.DATASETS))}")
+    raise ConfigError(f"unknown dataset `{cfg.name}`; valid: {sorted(EMBEDDED + tuple(DATASETS))}")

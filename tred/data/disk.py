@@ -1,7 +1,7 @@
 """Paper-scale datasets read from disk in their native layouts (`tred.data.layouts`).
 
-`build_disk(cfg, seed)` reads the layout under `dataset.root` (default `$TRED_DATA/<folder>`,
-else `./data/<folder>`), optionally downloads it first (`dataset.download=true`), checks that
+`build_disk(cfg, seed)` reads the layout under `dataset.root` (default `$TRED_DATA/<name>`,
+else `./data/<name>`, the name of the dataset's record), optionally downloads it first (`dataset.download=true`), checks that
 every listed image exists, keeps the seeded class-balanced `sample_rate` subset of the training
 split and returns a `DiskImages` with the same interface as `InMemoryImages`, or, with
 `dataset.in_memory=true`, an `InMemoryImages` holding every image decoded once at `resize` px.
@@ -15,95 +15,45 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tred.cache import cache_key
-from tred.data import layouts
-from tred.data.download import Remote, Source, install
-from tred.data.memory import ImageData, InMemoryImages, _generator
+from tred.data.download import install
+from tred.data.layouts import DATASETS, Layout
+from tred.data.memory import ImageData, InMemoryImages, seeded_generator
 from tred.data.pipeline import Pipeline
-from tred.data.splits import balanced_subset, validation_split
+from tred.data.splits import training_subset
 from tred.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Spec:
-    reader: Callable
-    folder: str  # default folder under $TRED_DATA / ./data (the Caltech-256 variants share one)
-    source: Source
-
-
-_VGG = "https://www.robots.ox.ac.uk/~vgg/data"
-_CALTECH256 = Source((Remote("https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",
-                             "67b4f42ca05d46448c6bb8ecd2220f6d"),), 30607)
-DATASETS = {
-    "cub200": Spec(layouts.cub200, "cub200", Source(
-        (Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
-                "97eceeb196236b17998738112f37df78"),), 11788)),
-    "stanford_dogs": Spec(layouts.stanford_dogs, "stanford_dogs", Source(
-        (Remote("http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar"),
-         Remote("http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar")), 20580)),
-    "stanford_cars": Spec(layouts.stanford_cars, "stanford_cars", Source(manual=(
-        "the original Stanford host is gone; get cars_train.tgz, cars_test.tgz, car_devkit.tgz and "
-        "cars_test_annos_withlabels.mat from a mirror (e.g. the Kaggle dataset "
-        "'jessicali9530/stanford-cars-dataset') and extract them."))),
-    "fgvc_aircraft": Spec(layouts.fgvc_aircraft, "fgvc_aircraft", Source(
-        (Remote(f"{_VGG}/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"),), 10000)),
-    "flowers102": Spec(layouts.flowers102, "flowers102", Source(
-        (Remote(f"{_VGG}/flowers/102/102flowers.tgz", "52808999861908f626f3c1f4e79d11fa"),
-         Remote(f"{_VGG}/flowers/102/imagelabels.mat", "e0620be6f572b9609742df49c70aed4d"),
-         Remote(f"{_VGG}/flowers/102/setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c")), 8189)),
-    "mit_indoor67": Spec(layouts.mit_indoor67, "mit_indoor67", Source(
-        (Remote("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar"),
-         Remote("http://web.mit.edu/torralba/www/TrainImages.txt"),
-         Remote("http://web.mit.edu/torralba/www/TestImages.txt")), 15620)),
-    "caltech256_30": Spec(layouts.caltech256, "caltech256", _CALTECH256),
-    "caltech256_60": Spec(layouts.caltech256, "caltech256", _CALTECH256),
-    "image_folder": Spec(layouts.image_folder, "image_folder", Source(
-        manual="image_folder is your own data: arrange it as root/<class>/<image>.")),
-}
-
-
-def dataset_root(cfg, spec: Spec) -> Path:
+def dataset_root(cfg) -> Path:
+    """`dataset.root`, else the record's folder under $TRED_DATA (else ./data)."""
     if cfg.root:
         return Path(os.path.expanduser(str(cfg.root)))
-    return Path(os.environ.get("TRED_DATA", "./data")) / spec.folder
+    return Path(os.environ.get("TRED_DATA", "./data")) / DATASETS[cfg.name].name
 
 
-def read_layout(cfg) -> layouts.Layout:
+def read_layout(cfg) -> Layout:
     """The dataset's train/test lists (downloading first if asked), every listed file checked."""
-    spec = DATASETS[cfg.name]
-    root = dataset_root(cfg, spec)
+    record, root = DATASETS[cfg.name], dataset_root(cfg)
     if cfg.download:
         try:  # already there (extracted by hand, or a read-only copy): nothing to fetch
-            layout = _read_complete(cfg, spec, root)
+            layout = record.read(root, cfg)
         except DataError:
-            install(cfg.name, spec.source, root)
-            layout = _read_complete(cfg, spec, root)
+            install(cfg.name, record.source, root)
+            layout = record.read(root, cfg)
     else:
-        layout = _read_complete(cfg, spec, root)
+        layout = record.read(root, cfg)
     if cfg.num_classes is not None and cfg.num_classes != len(layout.classes):
         raise DataError(f"dataset {cfg.name} in {root} has {len(layout.classes)} classes, the config says "
                         f"dataset.num_classes={cfg.num_classes}: incomplete dataset or wrong root")
-    return layout
-
-
-def _read_complete(cfg, spec: Spec, root: Path) -> layouts.Layout:
-    reader_name = "caltech256" if cfg.name.startswith("caltech256") else cfg.name
-    if not root.exists():
-        raise layouts.missing_error(reader_name, root, [root])
-    layout = spec.reader(root, cfg)
-    missing = [p for p, _ in layout.train + layout.test if not os.path.exists(p)]
-    if missing:
-        raise layouts.missing_error(reader_name, root, missing)
     return layout
 
 
@@ -119,7 +69,7 @@ class ImageList(Dataset):
     def __getitem__(self, key):
         i, aug = key
         path, label = self.items[i]
-        x = self.pipeline.test(path) if aug is None else self.pipeline.train(path, _generator(*aug))
+        x = self.pipeline.test(path) if aug is None else self.pipeline.train(path, seeded_generator(*aug))
         return x, label
 
 
@@ -144,9 +94,7 @@ class DiskImages(ImageData):
 
     def batch_keys(self, iteration: int, batch_size: int, seed: int) -> list:
         """The (index, augmentation seed) of each image of one iteration: a pure function of its args."""
-        epoch, pos = divmod(iteration, self.batches_per_epoch(batch_size))
-        perm = torch.randperm(self.train_size, generator=_generator(seed, 1, epoch))
-        idx = perm[pos * batch_size:(pos + 1) * batch_size].tolist()
+        idx = self.batch_indices(iteration, batch_size, seed).tolist()
         return [(i, (seed, 2, iteration, j)) for j, i in enumerate(idx)]
 
     def _loader(self, items, batch_sampler) -> DataLoader:
@@ -176,12 +124,9 @@ class DiskImages(ImageData):
 
 def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
     layout = read_layout(cfg)
-    labels = np.array([y for _, y in layout.train])
-    keep = balanced_subset(labels, cfg.sample_rate, seed)
-    test = layout.test
-    if cfg.validation:  # tuning: evaluate on a held-out part of the training split, never the test split
-        keep, va = validation_split(len(labels), keep, labels, cfg.val_pool, cfg.val_fraction, seed)
-        test = [layout.train[i] for i in va]
+    keep, held_out = training_subset(np.array([y for _, y in layout.train]), cfg, seed)
+    # tuning: evaluate on a held-out part of the training split, never the test split
+    test = layout.test if held_out is None else [layout.train[i] for i in held_out]
     resize = cfg.resize or cfg.image_size
     if resize < cfg.image_size:
         raise ConfigError(f"dataset.resize={resize} is smaller than the crop dataset.image_size={cfg.image_size}")
@@ -192,7 +137,7 @@ def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
     else:
         check_images(train + test, pipe)
         data = DiskImages(train, test, len(layout.classes), pipe, num_workers)
-    data.split_digest = split_digest(train, test, dataset_root(cfg, DATASETS[cfg.name]))
+    data.split_digest = split_digest(train, test, dataset_root(cfg))
     return data
 
 

@@ -3,7 +3,8 @@
 `fetch` appends to `<file>.part` from where an interrupted transfer stopped (HTTP Range, or a
 seek for file:// URLs), checks the MD5 when one is known, and only then renames the file.
 `install` fetches each file of a dataset, extracts the archives into the root and checks the
-number of images (the verification for files without a published checksum).
+number of images (the verification for files without a published checksum). What each dataset
+fetches (its `Source`) is in its record, tred/data/layouts.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from urllib.parse import urlparse
 from tred.errors import DataError
 
 CHUNK = 1 << 20
+# The files counted as images: by the check after a download and by the folder readers (tred.data.layouts).
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,6 @@ def extract(archive: Path, into: Path) -> None:
 
 
 def count_images(root: Path) -> int:
-    from tred.data.layouts import IMAGE_EXTS
-
     return sum(f.lower().endswith(IMAGE_EXTS) for _, _, files in os.walk(root) for f in files)
 
 

@@ -1,9 +1,14 @@
-"""Readers of each paper-scale dataset in its native on-disk layout.
+"""The paper-scale datasets on disk: one record each, made on the reader of its native layout.
 
-Each reader takes the dataset root (and the dataset config) and returns a `Layout`: the train
-and test lists of (absolute image path, 0-based label) and the class names. A reader checks
-the index files it needs and raises `DataError` naming the missing files, the expected layout
-and the path it looked in. Train/test follow the splits the L2-SP / DELTA lab used.
+`@disk_dataset(name, expected=..., source=...)` on a reader registers its `DiskDataset` record in
+`DATASETS` (by `dataset.name`): the reader, the layout it expects under `dataset.root` (shown in
+errors; docs/paper_scale.md), where the files come from (URLs, MD5 checksums, the image count
+that verifies a download: `tred.data.download`) and the default folder, `$TRED_DATA/<name>`
+(else `./data/<name>`). A reader takes the root and the dataset config and returns a `Layout`:
+the train and test lists of (absolute image path, 0-based label) and the class names, in the
+splits the L2-SP / DELTA lab used; it raises `Missing` for the files it needs and does not find.
+Adding a dataset: its reader here, `configs/dataset/<name>.yaml`, and its test in
+tests/test_disk_data.py (a fake tree in tests/fake_trees.py).
 """
 
 from __future__ import annotations
@@ -11,30 +16,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from tred.data.download import IMAGE_EXTS, Remote, Source
 from tred.data.splits import stratified_split
 from tred.errors import DataError
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-
-# The layout each reader expects under dataset.root (also shown in error messages and the docs).
-EXPECTED = {
-    "cub200": "CUB_200_2011/{images.txt, train_test_split.txt, image_class_labels.txt, classes.txt, "
-              "images/<class>/<file>.jpg} (the folder CUB_200_2011/ itself may be the root)",
-    "stanford_dogs": "{Images/<wnid-breed>/<file>.jpg, train_list.mat, test_list.mat} "
-                     "(images.tar + lists.tar extracted)",
-    "stanford_cars": "{cars_train/<file>.jpg, cars_test/<file>.jpg, devkit/cars_meta.mat, "
-                     "devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat}",
-    "fgvc_aircraft": "fgvc-aircraft-2013b/data/{images/<id>.jpg, variants.txt, "
-                     "images_variant_trainval.txt, images_variant_test.txt}",
-    "flowers102": "{jpg/image_<05d>.jpg, imagelabels.mat, setid.mat}",
-    "mit_indoor67": "{Images/<class>/<file>.jpg, TrainImages.txt, TestImages.txt}",
-    "caltech256": "256_ObjectCategories/<NNN.class>/<file>.jpg (257 folders)",
-    "image_folder": "<class>/<image> (split seeded per dataset.train_per_class / test_fraction) "
-                    "or {train,test}/<class>/<image> (given split)",
-}
 
 
 @dataclass
@@ -44,19 +32,69 @@ class Layout:
     classes: list
 
 
-def missing_error(name: str, root: Path, missing) -> DataError:
-    shown = ", ".join(str(m) for m in list(missing)[:5])
-    more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-    return DataError(
-        f"dataset {name} is missing or incomplete in {root}: not found: {shown}{more}. "
-        f"Expected layout under dataset.root: {EXPECTED[name]}. Set dataset.root (or $TRED_DATA), "
-        "or dataset.download=true where the dataset can be downloaded (see docs/paper_scale.md)")
+class LayoutError(Exception):
+    """What a reader finds wrong; `DiskDataset.read` reports it as a `DataError` naming the dataset."""
 
 
-def _require(name: str, root: Path, *rel: str) -> None:
+class Missing(LayoutError):
+    """Files of the layout that are not under `root`."""
+
+    def __init__(self, root: Path, paths):
+        super().__init__(root, paths)
+        self.root, self.paths = root, list(paths)
+
+
+@dataclass(frozen=True)
+class DiskDataset:
+    name: str         # in messages, and the default folder under $TRED_DATA (else ./data)
+    reader: Callable  # (root, dataset config) -> Layout
+    expected: str     # the layout under dataset.root
+    source: Source    # the files to download (with checksums), or why there is no download
+
+    def read(self, root: Path, cfg) -> Layout:
+        """The layout under `root`, every listed file checked to exist."""
+        try:
+            if not root.exists():
+                raise Missing(root, [root])
+            layout = self.reader(root, cfg)
+            missing = [p for p, _ in layout.train + layout.test if not os.path.exists(p)]
+            if missing:
+                raise Missing(root, missing)
+        except Missing as exc:
+            raise self.missing_error(exc.root, exc.paths) from None
+        except LayoutError as exc:
+            raise DataError(f"dataset {self.name}: {exc}") from None
+        return layout
+
+    def missing_error(self, root: Path, missing: list) -> DataError:
+        shown = ", ".join(str(m) for m in missing[:5])
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        return DataError(
+            f"dataset {self.name} is missing or incomplete in {root}: not found: {shown}{more}. "
+            f"Expected layout under dataset.root: {self.expected}. Set dataset.root (or $TRED_DATA), "
+            "or dataset.download=true where the dataset can be downloaded (see docs/paper_scale.md)")
+
+
+DATASETS: dict[str, DiskDataset] = {}  # dataset.name -> its record
+
+
+def disk_dataset(name: str, expected: str, source: Source, configs: tuple = ()):
+    """Reader decorator: its record, registered for each of `configs` (the `dataset.name`s it
+    serves; default: `name`)."""
+    def wrap(reader: Callable) -> Callable:
+        record = DiskDataset(name, reader, expected, source)
+        for key in configs or (name,):
+            if key in DATASETS:
+                raise ValueError(f"two on-disk datasets are registered as `{key}`")
+            DATASETS[key] = record
+        return reader
+    return wrap
+
+
+def _require(root: Path, *rel: str) -> None:
     missing = [r for r in rel if not (root / r).exists()]
     if missing:
-        raise missing_error(name, root, missing)
+        raise Missing(root, missing)
 
 
 def _base(root: Path, marker: str, sub: str) -> Path:
@@ -69,7 +107,7 @@ def _lines(path: Path) -> list[list[str]]:
 
 
 def _loadmat(path: Path) -> dict:
-    from scipy.io import loadmat  # scipy comes with scikit-learn
+    from scipy.io import loadmat  # late: defers scipy to the readers of .mat files
 
     try:
         return loadmat(str(path), squeeze_me=True)
@@ -81,9 +119,18 @@ def _listdir_images(folder: Path) -> list[str]:
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS))
 
 
+_VGG = "https://www.robots.ox.ac.uk/~vgg/data"
+
+
+@disk_dataset(
+    "cub200",
+    expected="CUB_200_2011/{images.txt, train_test_split.txt, image_class_labels.txt, classes.txt, "
+             "images/<class>/<file>.jpg} (the folder CUB_200_2011/ itself may be the root)",
+    source=Source((Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
+                          "97eceeb196236b17998738112f37df78"),), 11788))
 def cub200(root: Path, cfg) -> Layout:
     base = _base(root, "images.txt", "CUB_200_2011")
-    _require("cub200", base, "images.txt", "train_test_split.txt", "image_class_labels.txt", "classes.txt", "images")
+    _require(base, "images.txt", "train_test_split.txt", "image_class_labels.txt", "classes.txt", "images")
     paths = {i: p for i, p in _lines(base / "images.txt")}
     is_train = {i: f == "1" for i, f in _lines(base / "train_test_split.txt")}
     label = {i: int(c) - 1 for i, c in _lines(base / "image_class_labels.txt")}
@@ -94,8 +141,13 @@ def cub200(root: Path, cfg) -> Layout:
     return Layout(train, test, classes)
 
 
+@disk_dataset(
+    "stanford_dogs",
+    expected="{Images/<wnid-breed>/<file>.jpg, train_list.mat, test_list.mat} (images.tar + lists.tar extracted)",
+    source=Source((Remote("http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar"),
+                   Remote("http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar")), 20580))
 def stanford_dogs(root: Path, cfg) -> Layout:
-    _require("stanford_dogs", root, "Images", "train_list.mat", "test_list.mat")
+    _require(root, "Images", "train_list.mat", "test_list.mat")
 
     def read(split):
         m = _loadmat(root / f"{split}_list.mat")
@@ -108,11 +160,19 @@ def stanford_dogs(root: Path, cfg) -> Layout:
     return Layout(train, test, [names[y] for y in sorted(names)])
 
 
+@disk_dataset(
+    "stanford_cars",
+    expected="{cars_train/<file>.jpg, cars_test/<file>.jpg, devkit/cars_meta.mat, "
+             "devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat}",
+    source=Source(manual=(
+        "the original Stanford host is gone; get cars_train.tgz, cars_test.tgz, car_devkit.tgz and "
+        "cars_test_annos_withlabels.mat from a mirror (e.g. the Kaggle dataset "
+        "'jessicali9530/stanford-cars-dataset') and extract them.")))
 def stanford_cars(root: Path, cfg) -> Layout:
     test_annos = "cars_test_annos_withlabels.mat"
     if not (root / test_annos).exists() and (root / "devkit" / test_annos).exists():
         test_annos = f"devkit/{test_annos}"
-    _require("stanford_cars", root, "cars_train", "cars_test", "devkit/cars_meta.mat",
+    _require(root, "cars_train", "cars_test", "devkit/cars_meta.mat",
              "devkit/cars_train_annos.mat", test_annos)
     classes = [str(c) for c in np.atleast_1d(_loadmat(root / "devkit/cars_meta.mat")["class_names"])]
 
@@ -123,9 +183,14 @@ def stanford_cars(root: Path, cfg) -> Layout:
     return Layout(read("devkit/cars_train_annos.mat", "cars_train"), read(test_annos, "cars_test"), classes)
 
 
+@disk_dataset(
+    "fgvc_aircraft",
+    expected="fgvc-aircraft-2013b/data/{images/<id>.jpg, variants.txt, images_variant_trainval.txt, "
+             "images_variant_test.txt}",
+    source=Source((Remote(f"{_VGG}/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"),), 10000))
 def fgvc_aircraft(root: Path, cfg) -> Layout:
     base = _base(root, "data", "fgvc-aircraft-2013b") / "data"
-    _require("fgvc_aircraft", base, "images", "variants.txt", "images_variant_trainval.txt",
+    _require(base, "images", "variants.txt", "images_variant_trainval.txt",
              "images_variant_test.txt")
     classes = [ln.strip() for ln in (base / "variants.txt").read_text().splitlines() if ln.strip()]
     index = {c: i for i, c in enumerate(classes)}
@@ -141,8 +206,14 @@ def fgvc_aircraft(root: Path, cfg) -> Layout:
     return Layout(read("trainval"), read("test"), classes)
 
 
+@disk_dataset(
+    "flowers102",
+    expected="{jpg/image_<05d>.jpg, imagelabels.mat, setid.mat}",
+    source=Source((Remote(f"{_VGG}/flowers/102/102flowers.tgz", "52808999861908f626f3c1f4e79d11fa"),
+                   Remote(f"{_VGG}/flowers/102/imagelabels.mat", "e0620be6f572b9609742df49c70aed4d"),
+                   Remote(f"{_VGG}/flowers/102/setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c")), 8189))
 def flowers102(root: Path, cfg) -> Layout:
-    _require("flowers102", root, "jpg", "imagelabels.mat", "setid.mat")
+    _require(root, "jpg", "imagelabels.mat", "setid.mat")
     labels = np.atleast_1d(_loadmat(root / "imagelabels.mat")["labels"]).astype(int) - 1
     ids = _loadmat(root / "setid.mat")
 
@@ -154,8 +225,14 @@ def flowers102(root: Path, cfg) -> Layout:
     return Layout(read("trnid", "valid"), read("tstid"), [f"flower_{i:03d}" for i in range(1, 103)])
 
 
+@disk_dataset(
+    "mit_indoor67",
+    expected="{Images/<class>/<file>.jpg, TrainImages.txt, TestImages.txt}",
+    source=Source((Remote("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar"),
+                   Remote("http://web.mit.edu/torralba/www/TrainImages.txt"),
+                   Remote("http://web.mit.edu/torralba/www/TestImages.txt")), 15620))
 def mit_indoor67(root: Path, cfg) -> Layout:
-    _require("mit_indoor67", root, "Images", "TrainImages.txt", "TestImages.txt")
+    _require(root, "Images", "TrainImages.txt", "TestImages.txt")
     lists = {s: [ln.strip() for ln in (root / f"{s}Images.txt").read_text().splitlines() if ln.strip()]
              for s in ("Train", "Test")}
     classes = sorted({p.split("/")[0] for v in lists.values() for p in v})
@@ -164,7 +241,7 @@ def mit_indoor67(root: Path, cfg) -> Layout:
     return Layout(read("Train"), read("Test"), classes)
 
 
-def _folder_tree(top: Path, classes=None, name: str = "image_folder"):
+def _folder_tree(top: Path, classes=None):
     """(path, label) of every image under `top/<class>/`; labels index `classes` (default: the
     sorted class folders). A class folder without images is an error, not a class with no data
     (it would silently add an output to the head); hidden folders (`.ipynb_checkpoints`) are skipped."""
@@ -172,12 +249,12 @@ def _folder_tree(top: Path, classes=None, name: str = "image_folder"):
     empty = [d for d in found if not _listdir_images(top / d)]
     if empty:
         more = f" (and {len(empty) - 1} more: {', '.join(empty[1:4])})" if len(empty) > 1 else ""
-        raise DataError(f"dataset {name}: class folder {top / empty[0]} holds no images "
-                        f"({', '.join(IMAGE_EXTS)}){more}; add its images or remove the folder")
+        raise LayoutError(f"class folder {top / empty[0]} holds no images ({', '.join(IMAGE_EXTS)}){more}; "
+                          "add its images or remove the folder")
     if classes is not None and set(found) - set(classes):
         extra = sorted(set(found) - set(classes))[0]
-        raise DataError(f"dataset {name}: {top / extra} is not a class of {top.parent / 'train'}; "
-                        "give every class a train/ folder, or remove it from test/")
+        raise LayoutError(f"{top / extra} is not a class of {top.parent / 'train'}; "
+                          "give every class a train/ folder, or remove it from test/")
     classes = classes or found
     items = [(str(top / c / f), y) for y, c in enumerate(classes) if (top / c).is_dir()
              for f in _listdir_images(top / c)]
@@ -190,24 +267,34 @@ def _seeded_split(items, cfg, test_fraction: float):
     return [items[i] for i in tr], [items[i] for i in te]
 
 
+@disk_dataset(
+    "caltech256", configs=("caltech256_30", "caltech256_60"),
+    expected="256_ObjectCategories/<NNN.class>/<file>.jpg (257 folders)",
+    source=Source((Remote("https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",
+                          "67b4f42ca05d46448c6bb8ecd2220f6d"),), 30607))
 def caltech256(root: Path, cfg) -> Layout:
     """All 257 folders (clutter included, as in L2-SP); `train_per_class` (30/60) + `test_per_class` seeded."""
-    _require("caltech256", root, "256_ObjectCategories")
-    items, classes = _folder_tree(root / "256_ObjectCategories", name="caltech256")
+    _require(root, "256_ObjectCategories")
+    items, classes = _folder_tree(root / "256_ObjectCategories")
     train, test = _seeded_split(items, cfg, cfg.test_fraction)
     return Layout(train, test, classes)
 
 
+@disk_dataset(
+    "image_folder",
+    expected="<class>/<image> (split seeded per dataset.train_per_class / test_fraction) "
+             "or {train,test}/<class>/<image> (given split)",
+    source=Source(manual="image_folder is your own data: arrange it as root/<class>/<image>."))
 def image_folder(root: Path, cfg) -> Layout:
     if not root.is_dir():
-        raise missing_error("image_folder", root, [root])
+        raise Missing(root, [root])
     if (root / "train").is_dir() and (root / "test").is_dir():
         train, classes = _folder_tree(root / "train")
         test, _ = _folder_tree(root / "test", classes)
         return Layout(train, test, classes)
     items, classes = _folder_tree(root)
     if not items:
-        raise missing_error("image_folder", root, ["<class>/<image> files"])
+        raise Missing(root, ["<class>/<image> files"])
     train, test = _seeded_split(items, cfg, cfg.test_fraction)
     return Layout(train, test, classes)
 

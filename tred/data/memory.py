@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from tred.errors import ConfigError
 
 
-def _generator(*keys: int) -> torch.Generator:
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A torch generator seeded by `keys` (e.g. seed, stream, epoch): the same keys, the same draws."""
     seed = 0
     for k in keys:
         seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
@@ -60,6 +61,13 @@ class ImageData:
                 "batch size or raise dataset.sample_rate / dataset.train_per_class")
         return self.train_size // batch_size
 
+    def batch_indices(self, iteration: int, batch_size: int, seed: int) -> torch.Tensor:
+        """Training-set positions of one iteration's batch, a pure function of its args: a slice
+        of the permutation of the iteration's epoch, seeded with (seed, epoch)."""
+        epoch, pos = divmod(iteration, self.batches_per_epoch(batch_size))
+        perm = torch.randperm(self.train_size, generator=seeded_generator(seed, 1, epoch))
+        return perm[pos * batch_size:(pos + 1) * batch_size]
+
 
 class InMemoryImages(ImageData):
     """Images (N x 3 x S x S uint8) and labels held in memory, with the train/test split done."""
@@ -86,12 +94,10 @@ class InMemoryImages(ImageData):
 
     def train_batch(self, iteration: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The augmented batch of one iteration, as float in [0, 1]."""
-        per_epoch = self.batches_per_epoch(batch_size)
-        epoch, pos = divmod(iteration, per_epoch)
-        perm = torch.randperm(self.train_size, generator=_generator(seed, 1, epoch))
-        idx = perm[pos * batch_size:(pos + 1) * batch_size]
+        idx = self.batch_indices(iteration, batch_size, seed)
         x = self.train_x[idx].float().div_(255)
-        x = random_crop_flip(x, self.augment.crop_padding, self.augment.hflip, _generator(seed, 2, iteration), self.crop)
+        gen = seeded_generator(seed, 2, iteration)
+        x = random_crop_flip(x, self.augment.crop_padding, self.augment.hflip, gen, self.crop)
         return x, self.train_y[idx]
 
     def train_stream(self, batch_size: int, seed: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -83,3 +83,13 @@ def validation_split(n_train: int, keep: np.ndarray, labels: np.ndarray, pool: s
                               "outside the subset are the validation set); use dataset.val_pool=subset")
         return keep, rest
     raise ConfigError(f"dataset.val_pool={pool!r}; valid: {list(VAL_POOLS)}")
+
+
+def training_subset(labels: np.ndarray, cfg, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(train, held-out) positions into a training split with `labels`, for the dataset config
+    `cfg` (in memory or on disk alike): the seeded `sample_rate` subset, and with `validation`
+    the validation images (`validation_split`); held-out None: evaluate on the test split."""
+    keep = balanced_subset(labels, cfg.sample_rate, seed)
+    if not cfg.validation:
+        return keep, None
+    return validation_split(len(labels), keep, labels, cfg.val_pool, cfg.val_fraction, seed)

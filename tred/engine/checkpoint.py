@@ -23,6 +23,7 @@ import torch
 
 from tred.errors import ConfigError
 from tred.io import atomic_write, remove_stray_temps
+from tred.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -49,8 +50,6 @@ def config_diff(old: dict, new: dict) -> list[str]:
     A key the old config lacks is no difference when the new value is the schema default: a
     setting added later whose default keeps the old behaviour does not invalidate finished runs.
     """
-    from tred.config import schema_defaults  # late: tred.config imports the regularizers
-
     a, b, defaults = flatten(old), flatten(new), flatten(schema_defaults())
     free = lambda k: any(k == o or k.startswith(o + ".") for o in OPERATIONAL_KEYS)  # noqa: E731
     added = lambda k: k not in a and k in defaults and b.get(k) == defaults[k]  # noqa: E731

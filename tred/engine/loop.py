@@ -14,6 +14,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from tred.engine.health import DOMINANCE, first_step_problems
 from tred.engine.precision import Precision
@@ -185,7 +186,5 @@ class Finetuner:
 def _progress(total: int, initial: int):
     if not sys.stderr.isatty():
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, desc="fine-tune", dynamic_ncols=True)
 

@@ -6,8 +6,10 @@ imported here (`discover`), so there is no list of methods to keep. Adding a met
 1. `tred/regularizers/<name>.py`: a `Regularizer` subclass decorated with `@register("<name>")`
    (from `tred.regularizers.registry`), its `Config` dataclass holding every default, its
    formula and paper in the docstring, and `penalty` returning its terms by name;
-2. `configs/regularizer/<name>.yaml`: `<name>:` with only what differs from `Config` (values
-   read from other groups, such as `layers: ${backbone.feature_layers}`);
+2. `configs/regularizer/<name>.yaml`: `defaults: [/schema/regularizer/<name>@<name>]` (the
+   defaults of `Config`, which tred.schema reads from the module's source) and `<name>:` with
+   only what differs from them (values read from other groups, such as
+   `layers: ${backbone.feature_layers}`);
 3. `tests/test_<name>.py` (or a case in tests/test_functional.py): the formula against an
    independent computation.
 

@@ -19,8 +19,10 @@ class AT(Regularizer):
 
     @dataclass
     class Config:
+        # beta 1e3 and p 2: the AT paper's code (as used as a baseline by DELTA, ICLR 2019).
         beta: float = 1000.0
         p: float = 2.0
+        # configs/regularizer/at.yaml: ${backbone.feature_layers}
         layers: list = field(default_factory=list)
 
     def __init__(self, cfg):

@@ -16,6 +16,7 @@ class BSS(Regularizer):
 
     @dataclass
     class Config:
+        # eta 1e-3, k 1: the BSS paper's defaults.
         eta: float = 1e-3
         k: int = 1
 

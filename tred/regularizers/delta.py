@@ -21,12 +21,17 @@ class Delta(Regularizer):
 
     @dataclass
     class Config:
+        # alpha 0.01 (0.1 on Stanford Dogs), beta 0.01: the DELTA paper's code.
         alpha: float = 0.01
         beta: float = 0.01
+        # configs/regularizer/delta.yaml: ${backbone.feature_layers}
         layers: list = field(default_factory=list)
+        # false: uniform weights 1/C (the plain feature-map distance, "DELTA w/o attention").
         channel_attention: bool = True
+        # Head-only training epochs on the frozen source, and training batches averaged per score.
         attention_epochs: int = 10
         attention_batches: int = 10
+        # softmax(z-score / 5): DELTA's temperature.
         attention_temperature: float = 5.0
 
     def __init__(self, cfg):

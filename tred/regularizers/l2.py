@@ -14,6 +14,7 @@ class L2(Regularizer):
 
     @dataclass
     class Config:
+        # Weight decay in the optimizer (the "L2" / fine-tuning baseline).
         weight_decay: float = 1e-4
 
     def __init__(self, cfg):

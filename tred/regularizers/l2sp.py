@@ -35,8 +35,10 @@ class L2SP(Regularizer):
 
     @dataclass
     class Config:
+        # alpha 0.1, beta 0.01: the L2-SP paper's values (later work of the same lab: 1e-3 / 1e-4).
         alpha: float = 0.1
         beta: float = 0.01
+        # false: every backbone parameter (as the DELTA authors' L2-SP code); true: conv/linear weights only.
         exclude_norm_and_bias: bool = False
 
     def __init__(self, cfg):

@@ -33,15 +33,21 @@ class TRED(Regularizer):
 
     @dataclass
     class Config:
+        # Weight of the DELTA-style distance to the reference (DELTA's published default 0.01).
         alpha: float = 0.01
+        # beta/2 * ||w_head||^2 on the new classifier layer.
         beta: float = 0.01
-        # configs/regularizer/tred.yaml: [${backbone.final_layer}], the backbone's final feature map
+        # Layers whose feature map is disentangled and regularized; configs/regularizer/tred.yaml:
+        # [${backbone.final_layer}], the backbone's final feature map.
         layers: list = field(default_factory=list)
+        # relevant: reference = E_r(FM(w0, x)) (TRED); full: reference = FM(w0, x) (ablation, no stage 1).
         reference: str = "relevant"
+        # uniform: W_jc = 1/C; attention: DELTA's channel attention (tred/stage1/channel_attention.py).
         channel_weights: str = "uniform"
         # delta: DELTA's distance (grows with the map's magnitude, channels and batch size);
-        # relative: divided by the source map's own energy (functional.relative_penalty).
+        # relative: divided by the source map's own energy (functional.relative_penalty; alpha ~ 1).
         distance: str = "delta"
+        # Used only with channel_weights=attention (see DELTA).
         attention_epochs: int = 3
         attention_batches: int = 8
         attention_temperature: float = 5.0
