@@ -269,8 +269,8 @@ def test_projection_split_keeps_the_label_in_z_r_and_none_in_z_i():
     """parts=projection on `ChannelData` (the label shifts channels 0 and 1 together): P is the
     rank-1 projection onto that shift, so h_r and the source probe read the label, a probe on
     pool(z_i) is at chance (50%), z_r + z_i = z exactly, and the gap is the energy outside the span."""
-    cfg = OmegaConf.structured(DisentangleConfig(parts="projection", probe_steps=200, probe_lr=0.05,
-                                                 diagnostics_split="train"))
+    cfg = OmegaConf.structured(DisentangleConfig(name="max_mmd_min_mi", parts="projection", probe_steps=200,
+                                                 probe_lr=0.05, diagnostics_split="train"))
     data = ChannelData(n=256)
     model, history, train = train_disentangler(cfg, IdentitySource(), ["feat"], data, 2, 0, torch.device("cpu"), 64)
     assert history == []  # nothing trained but h_r, in closed form
