@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from tred.io import atomic_write, read_json
-from tred.tables.runs import is_run_file
+from tred.tables.runs import run_dirs
 from tred.tables.stats import paired_difference
 
 CHECKS = {"relevant head": "disentangle_relevant_", "irrelevant probe": "disentangle_irrelevant_probe_",
@@ -54,9 +54,7 @@ def split_overrides(dirname: str) -> list[str]:
 
 def collect(sweep: Path) -> pd.DataFrame:
     rows = []
-    for path in sorted(sweep.rglob("result.json")):
-        if not is_run_file(path, sweep):
-            continue
+    for path in (d / "result.json" for d in run_dirs(sweep, ("result.json",))):
         res = read_json(path)
         if res.get("eval_split") != "val":
             sys.exit(f"error: {path} was not evaluated on a validation split (eval_split != val): "

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tred.io import read_json  # noqa: E402
-from tred.methods import FINETUNE, display_name, method_order  # noqa: E402
+from tred.methods import FINETUNE, display_name, is_tred, method_order  # noqa: E402
 from tred.tables.stats import NO_PAIRS  # noqa: E402
 from tred.tables.table import Table, paired_columns  # noqa: E402
 
@@ -68,7 +68,7 @@ def stage1_diagnostics(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[P
     """For each TRED method: every numeric stage-1 column of metrics.csv against the epoch,
     one line per dataset (mean over seeds and rates)."""
     paths = []
-    for method in sorted(m for m in runs["method"].unique() if m.startswith("tred")):
+    for method in sorted(m for m in runs["method"].unique() if is_tred(m)):
         frames = []
         for _, r in runs[(runs.method == method)].iterrows():
             f = Path(sweep_dir) / r["run_dir"] / "metrics.csv"
@@ -184,7 +184,7 @@ def stage1_checks(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
     irrelevant part (should be near chance, the dashed line), and the reference gap (should be
     well below 1)."""
     rows = []
-    for r in runs[runs["method"].str.startswith("tred")].itertuples():
+    for r in runs[runs["method"].map(is_tred)].itertuples():
         f = Path(sweep_dir) / r.run_dir / "result.json"
         if not f.is_file():
             continue

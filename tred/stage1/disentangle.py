@@ -135,16 +135,11 @@ def train_disentangler(cfg, source, layers, data, num_classes: int, seed: int, d
     """Train stage 1; returns (Disentangler in eval mode, per-epoch history, un-augmented train maps)."""
     train = source_feature_maps(source, layers, data.eval_batches("train", eval_batch_size), device)
     channels = {n: int(fm.shape[1]) for n, fm in train[0].items()}
+    if cfg.parts == "projection":
+        return fit_projection(cfg, train, channels, num_classes, seed, device), [], train
     stage = Stage1(cfg, channels, num_classes, seed, device)
     history = []
-    if cfg.parts == "projection":  # closed form: P from the class means, h_r fitted as the probes are
-        for n, fm in train[0].items():
-            m = stage.model[n]
-            m.set_basis(class_mean_basis(pooled(fm), train[1]))
-            with torch.no_grad():
-                z_r = pooled(m.relevant_part(fm))
-            m.head.load_state_dict(fit_probe(z_r, train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed).state_dict())
-    for epoch in range(cfg.epochs if cfg.parts != "projection" else 0):
+    for epoch in range(cfg.epochs):
         sums, n = defaultdict(float), 0
         for maps, y in epoch_batches(cfg, source, layers, data, None if cfg.augment else train, seed, epoch, device):
             for k, v in stage.step(maps, y).items():
@@ -158,6 +153,22 @@ def train_disentangler(cfg, source, layers, data, num_classes: int, seed: int, d
     for p in stage.model.parameters():
         p.requires_grad_(False)
     return stage.model, history, train
+
+
+def fit_projection(cfg, train, channels: dict[str, int], num_classes: int, seed: int, device) -> Disentangler:
+    """The closed-form split (`parts=projection`): P from the class means of the training maps,
+    h_r fitted on pool(P z) as the probes are; nothing else is trained."""
+    model = Disentangler(channels, num_classes, "projection").to(device)
+    for n, fm in train[0].items():
+        m = model[n]
+        m.set_basis(class_mean_basis(pooled(fm), train[1]))
+        with torch.no_grad():
+            z_r = pooled(m.relevant_part(fm))
+        m.head.load_state_dict(fit_probe(z_r, train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed).state_dict())
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def fit_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int, lr: float,

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from tred.methods import FINETUNE, display_name
+from tred.methods import FINETUNE, display_name, is_tred
 from tred.tables.stats import BETTER, NO_PAIRS, WORSE, Paired
 from tred.tables.table import Table, column_label, paired_columns
 
@@ -132,7 +132,7 @@ def cost_note(table: Table) -> str:
     wall = done["wall_time_s"].dropna()
     text = (f"Cost: {len(wall)} completed runs, {_duration(wall.sum())} of run time in all "
             f"(sum of wall_time_s), median {_duration(wall.median())} per run")
-    tred = done[done["method"].str.startswith("tred") & done["stage1_time_s"].notna() & (done["finetune_time_s"] > 0)]
+    tred = done[done["method"].map(is_tred) & done["stage1_time_s"].notna() & (done["finetune_time_s"] > 0)]
     if len(tred):
         share = 100 * tred["stage1_time_s"] / tred["finetune_time_s"]
         text += f"; TRED stage 1 = {share.min():.0f}-{share.max():.0f}% of the fine-tuning time"
