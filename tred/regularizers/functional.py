@@ -38,7 +38,7 @@ def at_penalty(fm_t: torch.Tensor, fm_s: torch.Tensor, p: float = 2) -> torch.Te
     """Attention transfer (Zagoruyko & Komodakis, ICLR 2017), for one layer.
 
     mean_{b, hw} (a(fm_t) - a(fm_s))^2 with a = `attention_map` (the `at_loss` of the original
-    code, which multiplies the sum over layers by beta/2; our regularizer uses beta, see DESIGN).
+    code, which multiplies the sum over layers by beta/2; our regularizer uses beta, docs/regularizers.md).
     """
     return (attention_map(fm_t, p) - attention_map(fm_s.detach(), p)).pow(2).mean()
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tred.errors import ConfigError
+from tred.data.memory import seeded_generator
 from tred.models.hooks import FeatureTaps
 from tred.stage1.disentangler import Disentangler, class_mean_basis
 from tred.stage1.estimators import CLUB, mmd2
@@ -56,16 +57,12 @@ def source_feature_maps(source, layers, batches, device, max_images: int | None 
     return {n: torch.cat(v)[keep] for n, v in maps.items()}, torch.cat(labels)[keep]
 
 
-def _generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
 def epoch_batches(cfg, source, layers, data, cached, seed: int, epoch: int, device) -> Iterator:
     """(maps, labels) batches of one epoch: slices of the cached maps, or fresh augmented ones."""
     if cached is not None:
         maps, labels = cached
         n = len(labels)
-        perm = torch.randperm(n, generator=_generator(seed, epoch)).to(device)
+        perm = torch.randperm(n, generator=seeded_generator(seed, epoch)).to(device)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
             if len(idx) > 1:  # BatchNorm needs two samples
