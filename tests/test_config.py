@@ -116,6 +116,21 @@ def test_train_yaml_repeats_no_default():
     assert not repeated_defaults(train, {**defaults_of(TopConfig), "trainer": defaults_of(TrainerConfig)})
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
+def test_no_experiment_repeats_a_default(name):
+    """An experiment holds only what differs from the trainer, the top-level keys and the methods'
+    Configs (configs/tuned/*.yaml, written by the tuning sweeps, state every chosen weight)."""
+    exp = OmegaConf.to_container(OmegaConf.load(CONFIGS / "experiment" / f"{name}.yaml"))
+    top = {k: v for k, v in exp.items() if k in ("trainer", "regularizer_overrides") or k in defaults_of(TopConfig)}
+    methods = method_defaults()  # what regularizer=<name> gives: its Config, then its yaml's values
+    for reg in methods:
+        path = CONFIGS / "regularizer" / f"{reg}.yaml"
+        if path.is_file():
+            methods[reg].update(OmegaConf.to_container(OmegaConf.load(path)).get(reg) or {})
+    defaults = {**defaults_of(TopConfig), "trainer": defaults_of(TrainerConfig), "regularizer_overrides": methods}
+    assert not repeated_defaults(top, defaults), f"configs/experiment/{name}.yaml"
+
+
 def test_composing_imports_no_torch():
     """Bad command lines fail in about a second (scripts/train.py): composition needs tred.schema only."""
     code = ("import sys\n"
