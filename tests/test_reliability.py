@@ -17,7 +17,7 @@ from omegaconf import open_dict
 from conftest import ROOT, TRAIN, compose_cfg
 from tred.cache import cached
 from tred.config import check_nonnegative
-from tred.errors import ConfigError, NonFiniteLossError
+from tred.errors import ConfigError
 from tred.engine.checkpoint import CHECKPOINT
 from tred.io import read_json
 from tred.regularizers import REGISTRY, Regularizer
@@ -25,22 +25,6 @@ from tred.run import run
 from tred.runlock import RunLock, RunLockedError
 
 FAST = ["dataset.test_per_class=10", "trainer.max_iters=3", "trainer.log_every=1", "trainer.batch_size=4"]
-
-
-class Boom(Regularizer):
-    """Test method whose term is NaN from iteration `at_iter` on (iterations count from 0)."""
-
-    name = "boom"
-
-    @dataclass
-    class Config:
-        at_iter: int = 1
-
-    calls = 0
-
-    def penalty(self, step):
-        self.calls += 1
-        return {"boom": torch.tensor(float("nan") if self.calls > self.cfg.at_iter else 0.0)}
 
 
 class Taps(Regularizer):
@@ -54,8 +38,7 @@ class Taps(Regularizer):
 
 @pytest.fixture
 def methods(monkeypatch):
-    for cls in (Boom, Taps):
-        monkeypatch.setitem(REGISTRY, cls.name, cls)
+    monkeypatch.setitem(REGISTRY, Taps.name, Taps)
 
 
 def make_cfg(tmp_path, overrides=(), regularizer=None):
@@ -74,16 +57,6 @@ def test_completed_run_is_skipped_and_checkpoint_removed(tmp_path):
     assert again["skipped"] and again["test_acc"] == first["test_acc"]
     with pytest.raises(ConfigError, match=r"completed run of a different config \(trainer.lr: 0.01 -> 0.02\)"):
         run(make_cfg(tmp_path, ["trainer.max_iters=1", "trainer.lr=0.02"]), tmp_path / "run")
-
-
-def test_nan_loss_fails_with_iteration_and_term(tmp_path, methods):
-    cfg = make_cfg(tmp_path, regularizer={"l2": {}, "boom": {"at_iter": 1}})
-    msg = r"non-finite loss at iteration 1: term\(s\) \['boom'\]"
-    with pytest.raises(NonFiniteLossError, match=msg):
-        run(cfg, tmp_path / "run")
-    result = read_json(tmp_path / "run" / "result.json")
-    assert result["status"] == "failed" and "test_acc" not in result
-    assert "NonFiniteLossError" in result["error"] and "iteration 1" in result["error"] and "boom" in result["error"]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -196,30 +169,6 @@ def test_kept_entry_is_a_link_a_copy_or_a_fresh_file(tmp_path, monkeypatch):
     for name in ("linked.pt", "copied.pt", "fresh.pt"):
         assert torch.equal(load_cached(tmp_path / name, parts), torch.arange(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "copied.pt", "fresh.pt", "linked.pt"]
-
-
-def test_divergence_inside_bss_is_the_non_finite_loss_error(tmp_path, monkeypatch):
-    """NaN features (logits still finite) reach BSS's SVD at iteration 2: the run fails with the
-    engine's message naming the iteration and the term, not torch's _LinAlgError."""
-    from tred.models.network import TransferNet
-
-    calls = []
-
-    def forward(self, x):
-        feats = self.backbone(x)
-        logits = self.head(feats)
-        if self.training:
-            calls.append(1)
-            if len(calls) > 2:
-                feats = feats.clone()
-                feats[0, 0] = float("nan")
-        return logits, feats
-
-    monkeypatch.setattr(TransferNet, "forward", forward)
-    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration 2: term\(s\) \['bss'\] = \[nan\]"):
-        run(make_cfg(tmp_path, ["regularizer=bss"]), tmp_path / "run")
-    result = read_json(tmp_path / "run" / "result.json")
-    assert result["status"] == "failed" and result["error"].startswith("NonFiniteLossError: non-finite loss at iteration 2")
 
 
 WRITER = ("import os, signal, sys\nfrom tred.io import atomic_write\n"
