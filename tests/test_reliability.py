@@ -22,7 +22,6 @@ from tred.engine.checkpoint import CHECKPOINT
 from tred.io import read_json
 from tred.regularizers import REGISTRY, Regularizer
 from tred.run import run
-from tred.runlock import RunLock, RunLockedError
 
 FAST = ["dataset.test_per_class=10", "trainer.max_iters=3", "trainer.log_every=1", "trainer.batch_size=4"]
 
@@ -96,39 +95,6 @@ def test_train_script_bad_input_is_one_line_exit_2(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: trainer.max_iters must be > 0, got 0"]
-
-
-HOLDER = ("import sys, time\nfrom tred.runlock import RunLock\n"
-          "with RunLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(float(sys.argv[2]))\n")
-
-
-def hold_lock(path, seconds):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
-def test_second_process_on_run_dir_refuses(tmp_path):
-    run_dir = tmp_path / "run"
-    holder = hold_lock(run_dir / "run.lock", 60)
-    try:
-        with pytest.raises(RunLockedError, match=rf"in use by pid {holder.pid} on"):
-            run(make_cfg(tmp_path), run_dir)
-        assert sorted(p.name for p in run_dir.iterdir()) == ["run.lock"]  # nothing written
-    finally:
-        holder.kill()  # SIGKILL: the kernel drops the lock, the stale file blocks no one
-        holder.wait()
-    with RunLock(run_dir / "run.lock", wait_s=0):
-        pass
-
-
-def test_waiting_process_gets_the_lock_after_the_first(tmp_path):
-    holder = hold_lock(tmp_path / "run.lock", 0.5)
-    t0 = time.monotonic()
-    with RunLock(tmp_path / "run.lock", wait_s=-1):
-        assert time.monotonic() - t0 >= 0.4  # we only got it once the holder let go
-    holder.wait()
 
 
 def test_cache_entry_is_computed_once_by_concurrent_callers(tmp_path):
