@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, TRAIN
+from conftest import ROOT, TRAIN, make_cfg
+from tred.errors import ConfigError
 
 CONTRACT = {"status", "test_acc", "dataset", "regularizer", "disentangle", "seed", "sample_rate",
             "iters", "wall_time_s"}
@@ -56,10 +57,26 @@ def test_same_seed_same_result(tmp_path):
     assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
 
 
-def test_completed_run_is_skipped(tmp_path, smoke):
-    first = smoke()
-    again = smoke()
-    assert again.get("skipped") and again["test_acc"] == first["test_acc"]
+def test_completed_run_is_skipped_and_checkpoint_removed(tmp_path):
+    from tred.engine.checkpoint import CHECKPOINT
+    from tred.run import run
+
+    cfg = make_cfg(tmp_path, ["trainer.max_iters=1"])
+    first = run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / CHECKPOINT).exists()  # keep_checkpoint=false by default
+    again = run(cfg, tmp_path / "run")
+    assert again["skipped"] and again["test_acc"] == first["test_acc"]
+    with pytest.raises(ConfigError, match=r"completed run of a different config \(trainer.lr: 0.01 -> 0.02\)"):
+        run(make_cfg(tmp_path, ["trainer.max_iters=1", "trainer.lr=0.02"]), tmp_path / "run")
+
+
+def test_bad_config_is_refused_before_any_work(tmp_path):
+    """run() validates first: what each bad value says is tests/test_config.py's."""
+    from tred.run import run
+
+    with pytest.raises(ConfigError, match=r"trainer.max_iters must be > 0, got 0"):
+        run(make_cfg(tmp_path, ["trainer.max_iters=0"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before any work
 
 
 @pytest.mark.slow  # tests/test_sweep_table.py runs a multirun (and more) in the fast suite
