@@ -31,6 +31,21 @@ def compose_cfg(overrides=(), smoke: bool = True) -> DictConfig:
         return compose(config_name="train", overrides=ov)
 
 
+# A smoke run of 3 iterations on 40 training images (10 test images per class), logged every step.
+FAST = ["dataset.test_per_class=10", "trainer.max_iters=3", "trainer.log_every=1", "trainer.batch_size=4"]
+
+
+def make_cfg(tmp_path: Path, overrides=(), regularizer=None) -> DictConfig:
+    """A FAST smoke config caching under `tmp_path`; `regularizer` (a dict) replaces the regularizer group."""
+    from omegaconf import open_dict
+
+    cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", *FAST, *overrides])
+    if regularizer is not None:
+        with open_dict(cfg):
+            cfg.regularizer = regularizer
+    return cfg
+
+
 def run_smoke(tmp_path: Path, overrides=()) -> dict:
     """Run one smoke config in `tmp_path / 'run'` (caches under tmp_path) and return result.json."""
     from tred.run import run

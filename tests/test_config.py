@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONFIGS, ROOT, compose_cfg
-from tred.config import validate
+from tred.config import check_nonnegative, validate
 from tred.engine.checkpoint import flatten
 from tred.schema import GROUP_SCHEMAS, TopConfig, TrainerConfig, defaults_of, method_defaults
 from tred.methods import method_name
@@ -43,16 +43,28 @@ def test_wrong_type_is_an_error():
         validate(compose_cfg(["trainer.max_iters=lots"]))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("dataset.sample_rate=0", "sample_rate"),
-    ("dataset.sample_rate=1.5", "sample_rate"),
-    ("trainer.max_iters=0", "max_iters"),
-    ("dataset.image_size=8", "too small"),
+@pytest.mark.parametrize("overrides, message", [
+    ("dataset.sample_rate=0", r"dataset.sample_rate must be in \(0, 1\]"),
+    ("dataset.sample_rate=1.5", r"dataset.sample_rate must be in \(0, 1\]"),
+    ("trainer.max_iters=0", r"trainer.max_iters must be > 0, got 0"),
+    ("dataset.image_size=16", r"image_size=16 is too small for backbone efficientnet_lite0: use at least 32"),
     ("resume=sometimes", "resume"),
+    ("trainer.checkpoint_every=-1", r"checkpoint_every must be >= 0"),
+    ("regularizer.l2.weight_decay=-1e-4", r"regularizer.l2.weight_decay must be >= 0"),
+    ("regularizer=tred disentangle.diagnostics_split=val", "diagnostics_split"),
 ])
-def test_out_of_range_values(override, message):
+def test_out_of_range_values(overrides, message):
+    """Checked by `validate`, which `run` calls first (tests/test_run.py: before any work)."""
     with pytest.raises(ConfigError, match=message):
-        validate(compose_cfg([override]))
+        validate(compose_cfg(overrides.split()))
+
+
+def test_negative_weights_checked_by_name():
+    ok = OmegaConf.create({"alpha": 0.0, "beta": 1, "rec_weight": 2.0, "k": -1, "inner": {"eta": 0.1}})
+    check_nonnegative(ok, "regularizer.x")
+    for bad in ({"alpha": -0.1}, {"inner": {"mmd_weight": -1}}, {"weights": -2}):
+        with pytest.raises(ConfigError, match="must be >= 0"):
+            check_nonnegative(OmegaConf.create(bad), "regularizer.x")
 
 
 def test_a_key_without_a_default_must_be_set():

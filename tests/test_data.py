@@ -9,7 +9,7 @@ from tred.data.embedded import LOADERS
 from tred.data.memory import random_crop_flip
 from tred.data.splits import balanced_subset, stratified_split
 from tred.errors import ConfigError, DataError
-from conftest import compose_cfg
+from conftest import compose_cfg, make_cfg
 
 LABELS = np.repeat(np.arange(4), [40, 30, 20, 10])
 
@@ -98,3 +98,11 @@ def test_validation_holds_out_part_of_the_training_split_only():
     train_rows, test_rows = as_rows(full.train_x), as_rows(full.test_x)
     assert as_rows(val.train_x) | as_rows(val.test_x) <= train_rows
     assert not as_rows(val.test_x) & test_rows and not as_rows(val.test_x) & as_rows(val.train_x)
+
+
+def test_batch_larger_than_train_set(tmp_path):
+    """ImageData.batches_per_epoch, called at the start of a run, before models or stage 1."""
+    from tred.run import run
+
+    with pytest.raises(ConfigError, match=r"batch_size=41 is larger than the training set \(40 images"):
+        run(make_cfg(tmp_path, ["trainer.batch_size=41"]), tmp_path / "run")

@@ -1,13 +1,21 @@
-"""A run reports its own health: completed, but flagged when its numbers mean nothing (issue 14)."""
+"""A run reports its own health: completed, but flagged when its numbers mean nothing (issue 14);
+failed, naming the iteration and the term, when its loss is NaN or infinite (tred/engine/loop.py)."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import pytest
+import torch
 
+from conftest import make_cfg
 from tred.engine.health import health_warnings
+from tred.errors import NonFiniteLossError
+from tred.io import read_json
+from tred.regularizers import REGISTRY, Regularizer
+from tred.run import run
 
 
 def rows(*terms, train_acc=90.0):
@@ -121,3 +129,54 @@ def test_a_penalty_that_dwarfs_the_task_is_caught_at_the_first_step(tmp_path, mo
     assert warned["status"] == "completed" and warned["warnings"][0].startswith("at the first step the loss term")
     quiet = go(alpha=0.01, where="c")  # 10 < 100 x 2.3: nothing to say at the start
     assert quiet["status"] == "completed" and not any(w.startswith("at the first step") for w in quiet["warnings"])
+
+
+class Boom(Regularizer):
+    """Test method whose term is NaN from iteration `at_iter` on (iterations count from 0)."""
+
+    name = "boom"
+
+    @dataclass
+    class Config:
+        at_iter: int = 1
+
+    calls = 0
+
+    def penalty(self, step):
+        self.calls += 1
+        return {"boom": torch.tensor(float("nan") if self.calls > self.cfg.at_iter else 0.0)}
+
+
+def test_nan_loss_fails_with_iteration_and_term(tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, Boom.name, Boom)
+    cfg = make_cfg(tmp_path, regularizer={"l2": {}, "boom": {"at_iter": 1}})
+    msg = r"non-finite loss at iteration 1: term\(s\) \['boom'\]"
+    with pytest.raises(NonFiniteLossError, match=msg):
+        run(cfg, tmp_path / "run")
+    result = read_json(tmp_path / "run" / "result.json")
+    assert result["status"] == "failed" and "test_acc" not in result
+    assert "NonFiniteLossError" in result["error"] and "iteration 1" in result["error"] and "boom" in result["error"]
+
+
+def test_divergence_inside_bss_is_the_non_finite_loss_error(tmp_path, monkeypatch):
+    """NaN features (logits still finite) reach BSS's SVD at iteration 2: the run fails with the
+    engine's message naming the iteration and the term, not torch's _LinAlgError."""
+    from tred.models.network import TransferNet
+
+    calls = []
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        logits = self.head(feats)
+        if self.training:
+            calls.append(1)
+            if len(calls) > 2:
+                feats = feats.clone()
+                feats[0, 0] = float("nan")
+        return logits, feats
+
+    monkeypatch.setattr(TransferNet, "forward", forward)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration 2: term\(s\) \['bss'\] = \[nan\]"):
+        run(make_cfg(tmp_path, ["regularizer=bss"]), tmp_path / "run")
+    result = read_json(tmp_path / "run" / "result.json")
+    assert result["status"] == "failed" and result["error"].startswith("NonFiniteLossError: non-finite loss at iteration 2")

@@ -1,4 +1,5 @@
-"""End to end: smoke runs write the run contract; Hydra multirun works; bad input fails clearly."""
+"""End to end: smoke runs write the run contract; Hydra multirun works; a completed run is skipped; a bad
+config is refused before any work (the command line's errors: tests/test_train_script.py)."""
 
 import json
 import os
@@ -9,7 +10,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, TRAIN
+from conftest import ROOT, TRAIN, make_cfg
+from tred.errors import ConfigError
 
 CONTRACT = {"status", "test_acc", "dataset", "regularizer", "disentangle", "seed", "sample_rate",
             "iters", "wall_time_s"}
@@ -56,10 +58,26 @@ def test_same_seed_same_result(tmp_path):
     assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
 
 
-def test_completed_run_is_skipped(tmp_path, smoke):
-    first = smoke()
-    again = smoke()
-    assert again.get("skipped") and again["test_acc"] == first["test_acc"]
+def test_completed_run_is_skipped_and_checkpoint_removed(tmp_path):
+    from tred.engine.checkpoint import CHECKPOINT
+    from tred.run import run
+
+    cfg = make_cfg(tmp_path, ["trainer.max_iters=1"])
+    first = run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / CHECKPOINT).exists()  # keep_checkpoint=false by default
+    again = run(cfg, tmp_path / "run")
+    assert again["skipped"] and again["test_acc"] == first["test_acc"]
+    with pytest.raises(ConfigError, match=r"completed run of a different config \(trainer.lr: 0.01 -> 0.02\)"):
+        run(make_cfg(tmp_path, ["trainer.max_iters=1", "trainer.lr=0.02"]), tmp_path / "run")
+
+
+def test_bad_config_is_refused_before_any_work(tmp_path):
+    """run() validates first: what each bad value says is tests/test_config.py's."""
+    from tred.run import run
+
+    with pytest.raises(ConfigError, match=r"trainer.max_iters must be > 0, got 0"):
+        run(make_cfg(tmp_path, ["trainer.max_iters=0"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before any work
 
 
 @pytest.mark.slow  # tests/test_sweep_table.py runs a multirun (and more) in the fast suite
@@ -78,23 +96,6 @@ def test_typed_value_beats_the_experiments_regularizer_overrides(tmp_path):
                 "regularizer.l2.weight_decay=0.25", f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert OmegaConf.load(tmp_path / "run" / "config.yaml").regularizer.l2.weight_decay == 0.25
-
-
-@pytest.mark.parametrize("override, message", [
-    ("dataset=not_a_dataset", "digits"),            # Hydra lists the available options
-    ("backbone=not_a_backbone", "efficientnet_lite0"),
-    ("dataset.sample_rate=2", "sample_rate must be in (0, 1]"),
-    ("dataset.sample_rate=0.01", "no image"),
-    ("backbone.pretrained=/no/such/weights.pth", "no such file"),
-])
-def test_bad_input_fails_before_training(tmp_path, override, message):
-    run_dir = tmp_path / "run"
-    out = train("experiment=smoke", override, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path}")
-    assert out.returncode != 0
-    assert message in out.stderr + out.stdout
-    assert "Traceback" not in out.stderr
-    result = run_dir / "result.json"
-    assert not result.exists() or json.loads(result.read_text())["status"] == "failed"
 
 
 def test_code_version_is_none_outside_a_checkout_or_without_git(tmp_path, monkeypatch):

@@ -1,9 +1,11 @@
 """scripts/train.py as people run it (subprocesses): a bad command line is one line and exit 2;
-a finished run directory is never written to when a run is skipped or refused; a read-only run
-directory is skipped when complete, else one line (exit 2), and a sweep goes on (issue 14)."""
+bad input found by the run fails it without a traceback; a finished run directory is never
+written to when a run is skipped or refused; a read-only run directory is skipped when
+complete, else one line (exit 2), and a sweep goes on (issue 14)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -46,6 +48,10 @@ def options(group):
     (["regularizer=[l2sp,l2sp]"], r"error: regularizer=\[l2sp,l2sp\] names `l2sp` more than once; list each "
                                   r"regularizer once .*"),
     (["trainer.lr=["], r"error: no viable alternative at input '\[' .*"),
+    (["dataset=not_a_dataset"], rf"error: unknown dataset option `not_a_dataset`; valid: {options('dataset')}"),
+    (["backbone=not_a_backbone"], rf"error: unknown backbone option `not_a_backbone`; valid: {options('backbone')}"),
+    (["trainer.max_iters=0"], r"error: trainer\.max_iters must be > 0, got 0"),  # tred/config.py's checks
+    (["dataset.sample_rate=2"], r"error: dataset\.sample_rate must be in \(0, 1\], got 2(\.0)?"),
 ])
 def test_bad_command_line_is_one_line_and_exit_2(tmp_path, args, line):
     flags = [a for a in args if a.startswith("-") or a == "job"]
@@ -56,6 +62,20 @@ def test_bad_command_line_is_one_line_and_exit_2(tmp_path, args, line):
     assert re.fullmatch(line, only), only
     # nothing ran: no file anywhere (Hydra itself may have made the empty run directory)
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "multirun.yaml"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dataset.sample_rate=0.01", "no image"),
+    ("backbone.pretrained=/no/such/weights.pth", "no such file"),
+])
+def test_bad_input_found_by_the_run_fails_without_a_traceback(tmp_path, override, message):
+    run_dir = tmp_path / "run"
+    out = train("experiment=smoke", override, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path}")
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr
+    result = run_dir / "result.json"
+    assert not result.exists() or json.loads(result.read_text())["status"] == "failed"
 
 
 def test_help_and_cfg_still_work(tmp_path):

@@ -159,12 +159,16 @@ def test_penalty_is_the_delta_distance_to_the_chosen_reference():
     assert fm_t.grad is not None and all(p.grad is None for p in reg.disentangler.parameters())
 
 
-def test_bad_knobs_fail_early():
-    bad = validate(compose_cfg(["regularizer=tred", "regularizer.tred.reference=half"]))
-    with pytest.raises(ConfigError, match="reference"):  # raised before data or models are built
+@pytest.mark.parametrize("override, message", [("regularizer.tred.reference=half", "reference"),
+                                               ("regularizer.tred.distance=l1", "distance")])
+def test_bad_knobs_fail_early(override, message):
+    """Checked when the regularizer is built, before data or models (disentangle.* values: tests/test_config.py)."""
+    bad = validate(compose_cfg(["regularizer=tred", override]))
+    with pytest.raises(ConfigError, match=message):
         build_regularizers(bad.regularizer)
-    with pytest.raises(ConfigError, match="diagnostics_split"):
-        validate(compose_cfg(["regularizer=tred", "disentangle.diagnostics_split=val"]))
+
+
+def test_default_recipe():
     cfg = validate(compose_cfg(["regularizer=tred"]))
     # the default recipe (docs/tred.md, "Ablations"): the projection split on DELTA's layers, with attention
     assert cfg.disentangle.parts == "projection" and cfg.regularizer.tred.channel_weights == "attention"
@@ -246,8 +250,6 @@ def test_relative_distance_is_scale_free():
     assert term(fm_t, fm_s) == pytest.approx(by_hand, rel=1e-6)
     assert term(100 * fm_t, 100 * fm_s) == pytest.approx(by_hand, rel=1e-5)
     assert term(torch.zeros_like(fm_s), fm_s) == pytest.approx(1.0, rel=1e-6)
-    with pytest.raises(ConfigError, match="distance"):
-        REGISTRY["tred"](OmegaConf.merge(cfg, {"distance": "l1"}))
 
 
 def test_tie_term_pulls_the_reference_to_the_map():

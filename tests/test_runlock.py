@@ -1,5 +1,6 @@
-"""Stop signals of tred.runlock: submitit's requeue signal waits for the step's checkpoint
-(StopSignals), and workers of a parallel sweep stop when the sweep's process is gone (ParentWatch).
+"""tred.runlock: one process per run directory (RunLock); submitit's requeue signal waits for the
+step's checkpoint (StopSignals); workers of a parallel sweep stop when the sweep's process is gone
+(ParentWatch).
 
 In the ParentWatch tests a real parent process runs jobs through joblib (loky workers, as hydra/launcher=parallel does),
 then kills itself with SIGKILL or SIGTERM while two jobs run and two wait in the queue. Each job
@@ -18,7 +19,41 @@ from pathlib import Path
 
 import pytest
 
-from tred.runlock import ParentWatch, RunInterrupted, StopSignals
+from conftest import ROOT, make_cfg
+from tred.run import run
+from tred.runlock import ParentWatch, RunInterrupted, RunLock, RunLockedError, StopSignals
+
+HOLDER = ("import sys, time\nfrom tred.runlock import RunLock\n"
+          "with RunLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(float(sys.argv[2]))\n")
+
+
+def hold_lock(path, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_process_on_run_dir_refuses(tmp_path):
+    run_dir = tmp_path / "run"
+    holder = hold_lock(run_dir / "run.lock", 60)
+    try:
+        with pytest.raises(RunLockedError, match=rf"in use by pid {holder.pid} on"):
+            run(make_cfg(tmp_path), run_dir)
+        assert sorted(p.name for p in run_dir.iterdir()) == ["run.lock"]  # nothing written
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock, the stale file blocks no one
+        holder.wait()
+    with RunLock(run_dir / "run.lock", wait_s=0):
+        pass
+
+
+def test_waiting_process_gets_the_lock_after_the_first(tmp_path):
+    holder = hold_lock(tmp_path / "run.lock", 0.5)
+    t0 = time.monotonic()
+    with RunLock(tmp_path / "run.lock", wait_s=-1):
+        assert time.monotonic() - t0 >= 0.4  # we only got it once the holder let go
+    holder.wait()
 
 
 @pytest.fixture
