@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from tred.config import validate
 from tred.data.layouts import DATASETS
+from tred.errors import ConfigError
 
 from conftest import CONFIGS, compose_cfg
 
@@ -46,3 +47,33 @@ def test_what_the_user_typed_beats_an_experiments_overrides():
     assert tuned != 0.01 and validate(cfg).regularizer.tred.alpha == tuned  # nothing typed: the experiment's
     assert validate(cfg, explicit=typed).regularizer.tred.alpha == 0.01
     assert validate(cfg, explicit=["++regularizer.tred.beta=0.5"]).regularizer.tred.alpha == tuned
+
+
+METHOD_OVERRIDES = ("+method_overrides={tred-projection: {tred: {alpha: 0.003}}, "
+                    "tred-max_mmd: {tred: {alpha: 0.02, beta: 0.5}}}")
+
+
+@pytest.mark.parametrize("method, alpha, beta", [
+    ("tred_projection", 0.003, None), ("tred_max_mmd", 0.02, 0.5), ("tred_min_mi", None, None),
+    ("tred_full", None, None)])
+def test_method_overrides_reach_only_their_method(method, alpha, beta):
+    """Two methods of one regularizer (the TRED rows) each get their own values, after
+    regularizer_overrides; a method without an entry keeps what it had; what is typed wins."""
+    base = validate(compose_cfg([f"method={method}", "+regularizer_overrides={tred: {alpha: 0.5}}"])).regularizer.tred
+    cfg = validate(compose_cfg([f"method={method}", "+regularizer_overrides={tred: {alpha: 0.5}}", METHOD_OVERRIDES]))
+    tred = cfg.regularizer.tred
+    assert base.alpha == 0.5 and tred.alpha == (alpha if alpha is not None else 0.5)
+    assert tred.beta == (beta if beta is not None else base.beta)
+    assert "method_overrides" not in cfg
+    typed = ["regularizer.tred.alpha=0.7"]
+    assert validate(compose_cfg([f"method={method}", METHOD_OVERRIDES, *typed]), explicit=typed).regularizer.tred.alpha == 0.7
+    scaled = validate(compose_cfg([f"method={method}", METHOD_OVERRIDES, "weight_scale=0.1"])).regularizer.tred.alpha
+    unscaled = validate(compose_cfg([f"method={method}", METHOD_OVERRIDES])).regularizer.tred.alpha
+    assert scaled == pytest.approx(0.1 * unscaled)  # the tuning grid scales the method's own weight
+
+
+def test_method_override_for_a_regularizer_the_method_lacks_is_refused():
+    cfg = compose_cfg(["method=tred_projection", "+method_overrides={tred-projection: {l2sp: {alpha: 0.1}}}"])
+    with pytest.raises(ConfigError, match="method_overrides.tred-projection.l2sp: method `tred-projection` "
+                                          "does not select regularizer `l2sp`"):
+        validate(cfg)

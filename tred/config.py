@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from tred.errors import ConfigError
+from tred.methods import method_name
 from tred.regularizers import REGISTRY
 from tred.schema import GROUP_SCHEMAS, TopConfig, check_overrides
 from tred.stage1.disentangle import DIAGNOSTIC_SPLITS, METHODS
@@ -41,10 +42,31 @@ def _explicit_keys(overrides) -> set[str]:
     return {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
 
 
+def _untyped(values: Any, reg: str, typed: set[str]) -> dict:
+    """`values` (keys of regularizer `reg`) without the keys the command line sets."""
+    return {k: v for k, v in (values or {}).items() if f"regularizer.{reg}.{k}" not in typed}
+
+
+def _method_overrides(raw: dict, regs: dict, dis: dict, typed: set[str]) -> dict:
+    """This run's entry of `method_overrides` ({method name: {regularizer: {key: value}}}; names
+    as in tred/methods.py), checked: it may only set regularizers the method selects. Two methods
+    of one regularizer (the TRED rows) get a weight each this way."""
+    table = raw.get("method_overrides") or {}
+    if not table:
+        return {}
+    name = method_name(regs, dis["name"], dis["parts"])
+    mine = table.get(name) or {}
+    for reg in mine:
+        if reg not in regs:
+            raise ConfigError(f"method_overrides.{name}.{reg}: method `{name}` does not select regularizer `{reg}`")
+    return {reg: _untyped(values, reg, typed) for reg, values in mine.items()}
+
+
 def validate(cfg: DictConfig, explicit=()) -> DictConfig:
     """Return a validated copy of `cfg` (defaults filled in) or raise `ConfigError`.
 
-    `regularizer_overrides` (an experiment's values for the regularizers a run selects) fill
+    `regularizer_overrides` (an experiment's values for the regularizers a run selects), then
+    `method_overrides.<method>` (values for one method only, e.g. `tred-projection`) fill
     `regularizer.<name>.<key>` unless `explicit` (the run's command-line and sweep overrides,
     `key=value` strings) sets that key: what the user typed wins.
     """
@@ -52,8 +74,7 @@ def validate(cfg: DictConfig, explicit=()) -> DictConfig:
     raw = OmegaConf.to_container(cfg, resolve=True)
     top = {k: v for k, v in raw.items() if k not in GROUP_SCHEMAS and k != "regularizer"}
     typed = _explicit_keys(explicit)
-    extra = {name: {k: v for k, v in (values or {}).items() if f"regularizer.{name}.{k}" not in typed}
-             for name, values in (raw.get("regularizer_overrides") or {}).items()}
+    extra = {name: _untyped(values, name, typed) for name, values in (raw.get("regularizer_overrides") or {}).items()}
     out = _merge(TopConfig, top, "<root>")
     for group, schema in GROUP_SCHEMAS.items():
         if group not in raw:
@@ -64,17 +85,21 @@ def validate(cfg: DictConfig, explicit=()) -> DictConfig:
         raise ConfigError(
             f"no regularizer selected; pick one or more of {sorted(REGISTRY)}, "
             "e.g. regularizer=l2 or regularizer=[l2sp,bss]")
-    out["regularizer"] = {}
-    for name, node in regs.items():
+    for name in regs:
         if name not in REGISTRY:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
-        node = OmegaConf.merge(node or {}, extra.get(name) or {})
+    regs = {name: OmegaConf.to_container(OmegaConf.merge(node or {}, extra.get(name) or {})) for name, node in regs.items()}
+    per_method = _method_overrides(raw, regs, out["disentangle"], typed)
+    out["regularizer"] = {}
+    for name, node in regs.items():
+        node = OmegaConf.merge(node, per_method.get(name) or {})
         out["regularizer"][name] = _merge(REGISTRY[name].Config, node, f"regularizer.{name}")
         key = REGISTRY[name].weight_key
         if key is not None and out["weight_scale"] != 1.0:
             scaled = out["regularizer"][name][key] * out["weight_scale"]
             out["regularizer"][name][key] = float(f"{scaled:.12g}")  # 1e-2 * 1e-3 = 1e-05, not 1.0000000000000001e-05
     out.pop("regularizer_overrides", None)  # merged into the selected regularizers above
+    out.pop("method_overrides", None)
     if "tred" not in out["regularizer"]:
         out["disentangle"] = None  # only TRED reads it; keeps other runs' configs independent of it
     out = OmegaConf.create(out)

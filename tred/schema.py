@@ -203,6 +203,11 @@ class TopConfig:
     # Keys merged into each *selected* regularizer only (per-dataset weights of the paper
     # experiments, e.g. {delta: {alpha: 0.1}}); the others ignore them.
     regularizer_overrides: Any = field(default_factory=dict)
+    # The same for one method only, by its name (tred/methods.py): {method: {regularizer: {key:
+    # value}}}, merged after regularizer_overrides, e.g. a weight per TRED row
+    # ({tred-projection: {tred: {alpha: 1e-4}}}); a tuned file writes it when two tuned methods
+    # share a regularizer.
+    method_overrides: Any = field(default_factory=dict)
     # Multiplies the main weight (`Regularizer.weight_key`: alpha, beta, eta, weight_decay) of every
     # selected regularizer, after the overrides: one relative grid (e.g. 1e-3 ... 1) turns every
     # method's weight alike (the axis of the tuning sweeps, experiment=tune_flowers).
@@ -302,9 +307,10 @@ def register_schemas() -> None:
     for group, schema in GROUP_SCHEMAS.items():
         if group != "trainer":
             cs.store(group="schema", name=group, node=defaults_of(schema))
-    # Without `regularizer_overrides` (empty by default): an experiment sets it, or the command
-    # line adds it with `+regularizer_overrides=...`, which Hydra refuses for a key already there.
-    top = {k: v for k, v in defaults_of(TopConfig).items() if k != "regularizer_overrides"}
+    # Without `regularizer_overrides` and `method_overrides` (empty by default): an experiment sets
+    # them, or the command line adds them with `+regularizer_overrides=...`, which Hydra refuses
+    # for a key already there.
+    top = {k: v for k, v in defaults_of(TopConfig).items() if k not in ("regularizer_overrides", "method_overrides")}
     cs.store(group="schema", name="train", node={**top, "trainer": defaults_of(TrainerConfig)})
     for name, defaults in method_defaults().items():
         cs.store(group="schema/regularizer", name=name, node=defaults)

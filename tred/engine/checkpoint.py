@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 # Keys that do not change what a run computes: they may differ between a checkpoint and its resume
-# (regularizer_overrides: its effect is in `regularizer.*`, which is compared).
-OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer_overrides", "weights_note",
+# (regularizer_overrides, method_overrides: their effect is in `regularizer.*`, which is compared).
+OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer_overrides", "method_overrides",
+                    "weights_note",
                     "trainer.checkpoint_every", "trainer.keep_checkpoint", "trainer.num_workers",
                     "trainer.device", "trainer.threads", "dataset.root", "dataset.download")
 
