@@ -11,9 +11,11 @@ stops it). The mean is over datasets (and seeds); a value with a failed or missi
 chosen (a weight that diverges somewhere is not a good default). Per method the value with the
 highest mean wins; ties go to the value nearest the published weight (weight_scale nearest 1).
 
-`--write FILE` writes `regularizer_overrides` with each method's chosen weight, the scores as
-comments and a `weights_note` that tables print in their caption (configs/tuned/*.yaml; the
-table experiments include it in their defaults list).
+`--write FILE` writes each method's chosen weight, the scores as comments and a `weights_note`
+that tables print in their caption (configs/tuned/*.yaml; the table experiments include it in
+their defaults list): under `regularizer_overrides.<regularizer>` when the sweep tunes one method
+of that regularizer, else under `method_overrides.<method>.<regularizer>` (the TRED rows, which
+share regularizer `tred`, get a weight each).
 """
 
 from __future__ import annotations
@@ -106,12 +108,14 @@ def at_edge(table: pd.DataFrame, chosen: dict) -> list[str]:
 def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path) -> str:
     regs = df.drop_duplicates("method").set_index("method")[["regularizer", "key"]]
     overrides: dict = {}
+    per_method: dict = {}
+    shared = regs["regularizer"].value_counts()
     for method, value in chosen.items():
         reg, key = regs.at[method, "regularizer"], regs.at[method, "key"]
-        if reg in overrides:  # several methods of one regularizer (TRED variants): tune only one
-            sys.exit(f"error: {sweep} tunes several methods of regularizer `{reg}`; their weights would "
-                     "collide in regularizer_overrides; tune one of them")
-        overrides[reg] = {key: value}
+        if shared[reg] > 1:  # several tuned methods of one regularizer (the TRED rows): one weight each
+            per_method[method] = {reg: {key: value}}
+        else:
+            overrides[reg] = {key: value}
     n_val = df.groupby("dataset").size()
     lines = [
         "# @package _global_",
@@ -131,7 +135,10 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
         lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells) + edge)
     note = ("Weights chosen on held-out training data, never the test split (highest mean validation "
             f"accuracy over the same relative grid for every method, sweep `{df_sweep_name(sweep)}`).")
-    body = OmegaConf.to_yaml(OmegaConf.create({"weights_note": note, "regularizer_overrides": overrides}))
+    body = {"weights_note": note, "regularizer_overrides": overrides}
+    if per_method:
+        body["method_overrides"] = per_method
+    body = OmegaConf.to_yaml(OmegaConf.create(body))
     return "\n".join(lines) + "\n" + body
 
 
