@@ -28,7 +28,12 @@ GRID = {
     "l2sp": ("l2sp", "alpha", 0.1, {0.001: 40.0, 0.01: 60.0, 0.1: "failed", 1.0: 30.0}),
     # a tie: the value nearest the published weight wins
     "tred-max_mmd_min_mi": ("tred", "alpha", 0.01, {0.001: 45.0, 0.01: 47.0, 0.1: 47.0, 1.0: 10.0}),
+    # a second method of regularizer tred: each TRED row gets its own weight (method_overrides)
+    "tred-projection": ("tred", "alpha", 0.01, {0.001: 20.0, 0.01: 55.0, 0.1: 35.0, 1.0: 30.0}),
 }
+# method -> its disentangle settings (the TRED rows' names follow their stage-1 split)
+PARTS = {"tred-max_mmd_min_mi": {"name": "max_mmd_min_mi", "parts": "branches"},
+         "tred-projection": {"name": "max_mmd_min_mi", "parts": "projection"}}
 
 
 def make_sweep(root: Path, eval_split: str = "val") -> Path:
@@ -38,7 +43,7 @@ def make_sweep(root: Path, eval_split: str = "val") -> Path:
             d.mkdir(parents=True)
             cfg = {"seed": 0, "weight_scale": scale, "dataset": {"name": "flowers102"},
                    "regularizer": {reg: {key: float(f"{published * scale:.12g}"), "beta": 0.01}},
-                   "disentangle": {"name": "max_mmd_min_mi", "parts": "branches"} if reg == "tred" else None}
+                   "disentangle": PARTS.get(method)}
             (d / "config.yaml").write_text(yaml.safe_dump(cfg))
             res = {"method": method, "sweep": "tune_flowers", "eval_split": eval_split, "dataset": "flowers102",
                    "status": "failed" if acc == "failed" else "completed",
@@ -56,11 +61,15 @@ def test_written_weights_land_in_the_table_sweeps_configs(tmp_path, capsys):
     assert "#   l2sp alpha: 0.0001 40.00 | 0.001 60.00* | 0.01 failed | 0.1 30.00\n" in text
     assert "#   tred-max_mmd_min_mi alpha: 1e-05 45.00 | 0.0001 47.00 | 0.001 47.00* | 0.01 10.00\n" in text
     assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 52.00* | 1e-05 51.00 | 0.0001 49.00\n" in text
-    assert OmegaConf.load(out).regularizer_overrides == {
-        "l2": {"weight_decay": 1e-6}, "l2sp": {"alpha": 1e-3}, "tred": {"alpha": 1e-3}}
+    written = OmegaConf.load(out)
+    assert written.regularizer_overrides == {"l2": {"weight_decay": 1e-6}, "l2sp": {"alpha": 1e-3}}
+    assert written.method_overrides == {"tred-max_mmd_min_mi": {"tred": {"alpha": 1e-3}},
+                                        "tred-projection": {"tred": {"alpha": 1e-4}}}
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         for preset, reg, key, value in (("finetune", "l2", "weight_decay", 1e-6), ("l2sp", "l2sp", "alpha", 1e-3),
-                                        ("tred_min_mi", "tred", "alpha", 1e-3)):
+                                        ("tred_max_mmd_min_mi", "tred", "alpha", 1e-3),
+                                        ("tred_projection", "tred", "alpha", 1e-4),
+                                        ("tred_min_mi", "tred", "alpha", 0.01)):  # not tuned: published
             cfg = validate(compose(config_name="train", overrides=["experiment=flowers_table", f"method={preset}"]))
             assert cfg.regularizer[reg][key] == pytest.approx(value)
             assert "held-out training data" in cfg.weights_note
