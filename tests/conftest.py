@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import runpy
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -66,3 +70,38 @@ def one_thread():
 @pytest.fixture
 def smoke(tmp_path):
     return lambda *overrides: run_smoke(tmp_path, overrides)
+
+
+class CliResult(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`cli(*args)`: `python scripts/train.py *args`, run in this process: the script's own
+    `__main__` path (its exit status, stdout and stderr) without a new interpreter and torch
+    import per call (about 5 s each here). tests/test_train_script.py keeps real subprocesses
+    for what only a process shows."""
+
+    def call(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", [str(TRAIN), *args])
+        monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # records the variable's state: restored after the test
+        monkeypatch.delenv("HYDRA_FULL_ERROR")  # the script sets it (tred's one-line errors)
+        root = logging.getLogger()
+        handlers, level, threads = root.handlers[:], root.level, torch.get_num_threads()
+        capsys.readouterr()
+        code = 0
+        try:
+            runpy.run_path(str(TRAIN), run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:  # Hydra's console handler writes to this call's captured stdout: drop it
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            torch.set_num_threads(threads)  # trainer.threads sets it for this process
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return call

@@ -2,25 +2,17 @@
 config is refused before any work (the command line's errors: tests/test_train_script.py)."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, TRAIN, make_cfg
+from conftest import make_cfg
 from tred.errors import ConfigError
 
 CONTRACT = {"status", "test_acc", "dataset", "regularizer", "disentangle", "seed", "sample_rate",
             "iters", "wall_time_s"}
-
-
-def train(*args, cwd=ROOT):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(TRAIN), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_smoke_run_writes_the_contract(tmp_path, smoke):
@@ -81,8 +73,8 @@ def test_bad_config_is_refused_before_any_work(tmp_path):
 
 
 @pytest.mark.slow  # tests/test_sweep_table.py runs a multirun (and more) in the fast suite
-def test_multirun_of_two_smoke_runs(tmp_path):
-    out = train("-m", "experiment=smoke", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
+def test_multirun_of_two_smoke_runs(tmp_path, cli):
+    out = cli("-m", "experiment=smoke", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
                 f"cache_dir={tmp_path / 'cache'}")
     assert out.returncode == 0, out.stderr[-2000:]
     results = sorted(tmp_path.rglob("result.json"))
@@ -91,8 +83,8 @@ def test_multirun_of_two_smoke_runs(tmp_path):
     assert all("seed" in str(p.parent.name) for p in results)
 
 
-def test_typed_value_beats_the_experiments_regularizer_overrides(tmp_path):
-    out = train("experiment=smoke", "trainer.max_iters=1", "+regularizer_overrides={l2: {weight_decay: 0.5}}",
+def test_typed_value_beats_the_experiments_regularizer_overrides(tmp_path, cli):
+    out = cli("experiment=smoke", "trainer.max_iters=1", "+regularizer_overrides={l2: {weight_decay: 0.5}}",
                 "regularizer.l2.weight_decay=0.25", f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert OmegaConf.load(tmp_path / "run" / "config.yaml").regularizer.l2.weight_decay == 0.25

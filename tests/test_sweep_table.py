@@ -1,13 +1,10 @@
-"""A real smoke sweep (Hydra multirun in a subprocess) -> table; re-running it skips every
+"""A real smoke sweep (Hydra multirun through scripts/train.py) -> table; re-running it skips every
 finished run, re-runs a failed one (keeping the failure in its log) with logger=wandb (offline),
 whose run file must hold the same eval/test_acc as result.json."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,27 +12,24 @@ import pytest
 
 from tests.wandb_reader import history
 
-ROOT = Path(__file__).resolve().parents[1]
 # Two method presets (configs/method/) with cheap stage-free regularizers.
 METHODS = ["finetune", "bss"]
 
 
-def sweep(sweep_dir: Path, *extra: str) -> str:
+def sweep(cli, sweep_dir: Path, *extra: str) -> str:
     """Run the smoke sweep; returns its log (Hydra logs to stdout, errors go to stderr)."""
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "experiment=smoke",
-           f"method={','.join(METHODS)}", "seed=0,1", "dataset.test_per_class=3",
-           "trainer.max_iters=2", "trainer.threads=1",
-           f"cache_dir={sweep_dir.parent / 'cache'}", f"hydra.sweep.dir={sweep_dir}", *extra]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
-           "WANDB_SILENT": "true"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = cli("-m", "experiment=smoke", f"method={','.join(METHODS)}", "seed=0,1", "dataset.test_per_class=3",
+               "trainer.max_iters=2", "trainer.threads=1", f"cache_dir={sweep_dir.parent / 'cache'}",
+               f"hydra.sweep.dir={sweep_dir}", *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
 
-def test_smoke_sweep_table_skip_and_rerun_failed(tmp_path):
+def test_smoke_sweep_table_skip_and_rerun_failed(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
     root = tmp_path / "sweep"
-    sweep(root)
+    sweep(cli, root)
     results = sorted(root.rglob("result.json"))
     assert len(results) == 2 * len(METHODS)
 
@@ -56,7 +50,7 @@ def test_smoke_sweep_table_skip_and_rerun_failed(tmp_path):
                                   "error": "KeyboardInterrupt: "}))
     stamps = {p: p.stat().st_mtime_ns for p in done}
     # Again, with another logger and thread count: neither is part of a run's identity.
-    log = sweep(root, "logger=wandb", "trainer.threads=2")
+    log = sweep(cli, root, "logger=wandb", "trainer.threads=2")
     assert log.count("skipping") == len(done)
     assert {p: p.stat().st_mtime_ns for p in done} == stamps
     assert "previous attempt failed: KeyboardInterrupt" in (failed.parent / "train.log").read_text()

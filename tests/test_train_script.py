@@ -1,4 +1,5 @@
-"""scripts/train.py as people run it (subprocesses): a bad command line is one line and exit 2;
+"""scripts/train.py as people run it (in this process through conftest's `cli`; a new process
+where only one shows it): a bad command line is one line and exit 2;
 bad input found by the run fails it without a traceback; a finished run directory is never
 written to when a run is skipped or refused; a read-only run directory is skipped when
 complete, else one line (exit 2), and a sweep goes on (issue 14)."""
@@ -18,11 +19,12 @@ import pytest
 
 from conftest import CONFIGS, ROOT, TRAIN, compose_cfg
 
-# Composition errors stop before torch is imported: these subprocesses take about a second.
 SMOKE = ["experiment=smoke", "dataset.test_per_class=3", "trainer.max_iters=2"]
 
 
-def train(*args, cwd=ROOT):
+def process(*args, cwd=ROOT):
+    """`python scripts/train.py *args` in a new process (composition errors stop before torch is
+    imported: about a second)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, str(TRAIN), *args], cwd=cwd, env=env, capture_output=True,
@@ -53,9 +55,9 @@ def options(group):
     (["trainer.max_iters=0"], r"error: trainer\.max_iters must be > 0, got 0"),  # tred/config.py's checks
     (["dataset.sample_rate=2"], r"error: dataset\.sample_rate must be in \(0, 1\], got 2(\.0)?"),
 ])
-def test_bad_command_line_is_one_line_and_exit_2(tmp_path, args, line):
+def test_bad_command_line_is_one_line_and_exit_2(tmp_path, cli, args, line):
     flags = [a for a in args if a.startswith("-") or a == "job"]
-    proc = train(*flags, *SMOKE, *[a for a in args if a not in flags],
+    proc = cli(*flags, *SMOKE, *[a for a in args if a not in flags],
                  f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert proc.returncode == 2, proc.stderr
     (only,) = proc.stderr.strip().splitlines()
@@ -68,9 +70,9 @@ def test_bad_command_line_is_one_line_and_exit_2(tmp_path, args, line):
     ("dataset.sample_rate=0.01", "no image"),
     ("backbone.pretrained=/no/such/weights.pth", "no such file"),
 ])
-def test_bad_input_found_by_the_run_fails_without_a_traceback(tmp_path, override, message):
+def test_bad_input_found_by_the_run_fails_without_a_traceback(tmp_path, cli, override, message):
     run_dir = tmp_path / "run"
-    out = train("experiment=smoke", override, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path}")
+    out = cli("experiment=smoke", override, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path}")
     assert out.returncode != 0
     assert message in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
@@ -79,9 +81,17 @@ def test_bad_input_found_by_the_run_fails_without_a_traceback(tmp_path, override
 
 
 def test_help_and_cfg_still_work(tmp_path):
-    assert train("--help").returncode == 0
-    proc = train("--cfg", "job", *SMOKE)
+    assert process("--help").returncode == 0
+    proc = process("--cfg", "job", *SMOKE)
     assert proc.returncode == 0 and "max_iters: 2" in proc.stdout
+
+
+def test_a_bad_command_line_in_a_process(tmp_path):
+    """The exit status and the one stderr line as a shell sees them."""
+    proc = process(*SMOKE, "trainer.max_iter=5", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: unknown config key `trainer.max_iter`; the keys of `trainer` are: ")
 
 
 # ---------------------------------------------------------------------------- finished run dirs
@@ -143,11 +153,11 @@ def read_only(path: Path):
             p.chmod(p.stat().st_mode | 0o200)
 
 
-def test_refused_rerun_leaves_the_finished_run_dir_untouched(finished, tmp_path):
+def test_refused_rerun_leaves_the_finished_run_dir_untouched(finished, tmp_path, cli):
     run_dir, overrides = finished
     d = copy_of(run_dir, tmp_path / "run")
     before = snapshot(d)
-    proc = train(*overrides, "trainer.lr=0.02", f"hydra.run.dir={d}")
+    proc = cli(*overrides, "trainer.lr=0.02", f"hydra.run.dir={d}")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"error: {d} holds a completed run of a different config (trainer.lr: 0.01 -> 0.02); pass "
@@ -155,23 +165,23 @@ def test_refused_rerun_leaves_the_finished_run_dir_untouched(finished, tmp_path)
     assert snapshot(d) == before  # .hydra/, train.log, run.lock: not a byte, not a timestamp
 
 
-def test_completed_read_only_run_is_skipped_without_writing(finished, tmp_path):
+def test_completed_read_only_run_is_skipped_without_writing(finished, tmp_path, cli):
     run_dir, overrides = finished
     d = copy_of(run_dir, tmp_path / "run")
     with read_only(d):
         before = snapshot(d)
-        proc = train(*overrides, f"hydra.run.dir={d}")
+        proc = cli(*overrides, f"hydra.run.dir={d}")
         assert proc.returncode == 0, proc.stderr
         assert f"skipping {d}: completed with the same config" in proc.stdout
         assert snapshot(d) == before
 
 
-def test_read_only_unfinished_run_dir_is_one_line_exit_2(finished, tmp_path):
+def test_read_only_unfinished_run_dir_is_one_line_exit_2(finished, tmp_path, cli):
     _, overrides = finished
     d = tmp_path / "run"
     d.mkdir()
     with read_only(d):
-        proc = train(*overrides, "seed=1", f"hydra.run.dir={d}")
+        proc = cli(*overrides, "seed=1", f"hydra.run.dir={d}")
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot write the run directory {d} (")
@@ -179,7 +189,7 @@ def test_read_only_unfinished_run_dir_is_one_line_exit_2(finished, tmp_path):
     assert list(d.iterdir()) == []
 
 
-def test_sweep_goes_on_past_a_read_only_run_dir(finished, tmp_path):
+def test_sweep_goes_on_past_a_read_only_run_dir(finished, tmp_path, cli):
     """The first job's directory is read-only: it fails with one logged line, and the second
     job (complete, skipped) still runs; the sweep then exits 1, as a sweep with a failed job does."""
     run_dir, overrides = finished
@@ -187,7 +197,7 @@ def test_sweep_goes_on_past_a_read_only_run_dir(finished, tmp_path):
     (sweep / "seed1").mkdir(parents=True)
     copy_of(run_dir, sweep / "seed0")
     with read_only(sweep / "seed1"):
-        proc = train("-m", *overrides, "seed=1,0", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}")
+        proc = cli("-m", *overrides, "seed=1,0", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert f"cannot write the run directory {sweep / 'seed1'}" in out

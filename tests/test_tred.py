@@ -144,8 +144,8 @@ def test_penalty_is_the_delta_distance_to_the_chosen_reference():
 
     full = make_tred("full").penalty(step)
     by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - fm_s[b, c]).detach() ** 2).sum()) / 4 for b in range(3) for c in range(4))
-    assert float(full["tred_fm"]) == pytest.approx(by_hand, rel=1e-5)
-    assert float(full["tred_head"]) == pytest.approx(head_term, rel=1e-6)
+    assert float(full["tred_fm"].detach()) == pytest.approx(by_hand, rel=1e-5)
+    assert float(full["tred_head"].detach()) == pytest.approx(head_term, rel=1e-6)
 
     reg = make_tred("relevant")
     torch.manual_seed(1)
@@ -154,7 +154,7 @@ def test_penalty_is_the_delta_distance_to_the_chosen_reference():
         ref = reg.disentangler["feat"].relevant(fm_s.clone())
     by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - ref[b, c]).detach() ** 2).sum()) / 4 for b in range(3) for c in range(4))
     terms = reg.penalty(step)
-    assert float(terms["tred_fm"]) == pytest.approx(by_hand, rel=1e-5)
+    assert float(terms["tred_fm"].detach()) == pytest.approx(by_hand, rel=1e-5)
     terms["tred_fm"].backward()  # the gradient reaches the trained network only
     assert fm_t.grad is not None and all(p.grad is None for p in reg.disentangler.parameters())
 
@@ -192,7 +192,7 @@ def test_smoke_run_writes_the_diagnostics(method, tmp_path, smoke):
         assert saved.get(key) is not None, key
     assert saved["disentangle_cache_hit"] is False and 0 <= saved["source_probe_test_acc"] <= 100
     assert saved == {k: v for k, v in result.items()}
-    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows if r["stage"] == "disentangle"] == ["1", "2"]
     assert all(r["tred_fm"] for r in rows if r["stage"] == "finetune")
     kept = tmp_path / "run" / "disentangler.pt"
