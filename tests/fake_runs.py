@@ -19,7 +19,7 @@ ACCS = {
     ("tred-max_mmd", "elpv"): [90.0],        # seed 1 unfinished, seed 2 not run -> 90.0 (n=1)
 }                                            # tred-max_mmd on digits: nothing -> —
 REG = {"l2": ({"l2": {}}, None), "l2sp": ({"l2sp": {}}, None),
-       "tred-max_mmd": ({"tred": {}}, {"name": "max_mmd"})}
+       "tred-max_mmd": ({"tred": {}}, {"name": "max_mmd"}), "tred-min_mi": ({"tred": {}}, {"name": "min_mi"})}
 
 
 def write_run(root, method, dataset, seed, acc, *, status="completed", rate=1.0, sweep="t",

@@ -118,4 +118,16 @@ def test_cost_note_from_the_runs_own_times(tmp_path):
     md = to_markdown(build_table(root))
     # 3600 + 3601 + 100 + 200 = 7501 s; median of (100, 200, 3600, 3601) = 1900 s; 10/80, 30/150
     assert ("Cost: 4 completed runs, 2h05m of run time in all (sum of wall_time_s), median 31m40s per run; "
-            "TRED stage 1 = 12-20% of the fine-tuning time, reference gap 0.5-2.") in md
+            "TRED stage 1 as the runs spent it (a cache hit costs nothing), % of the fine-tuning time: "
+            "TRED Max-MMD 12-20; reference gap 0.5-2.") in md
+    # With each run's compute time of stage 1 (cache hits at their compute time), per TRED method
+    root = tmp_path / "computed"
+    for seed, (s1, ft) in enumerate([(40.0, 80.0), (30.0, 150.0)]):
+        write_run(root, "l2", "digits", seed, 60.0, extra={"wall_time_s": 100.0})
+        write_run(root, "tred-max_mmd", "digits", seed, 61.0, extra={
+            "wall_time_s": 100.0, "stage1_time_s": 0.0, "stage1_compute_time_s": s1, "finetune_time_s": ft})
+        write_run(root, "tred-min_mi", "digits", seed, 61.0, extra={
+            "wall_time_s": 100.0, "stage1_time_s": 1.0, "stage1_compute_time_s": 8.0, "finetune_time_s": 80.0})
+    md = to_markdown(build_table(root))
+    assert ("TRED stage 1 as computed (a cache hit at its compute time), % of the fine-tuning time: "
+            "TRED Max-MMD 20-50, TRED Min-MI 10.") in md

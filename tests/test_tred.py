@@ -180,7 +180,7 @@ SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle
 DIAGNOSTICS = ["disentangle_ce", "disentangle_acc", "disentangle_rec", "disentangle_mmd2", "disentangle_mi",
                "disentangle_relevant_test_acc", "source_probe_test_acc", "disentangle_cache_hit", "stage1_time_s",
                "disentangle_reference_gap", "disentangle_irrelevant_probe_test_acc",
-               "finetune_time_s"]
+               "finetune_time_s", "tred_attention_time_s", "tred_attention_cache_hit", "stage1_compute_time_s"]
 
 
 @pytest.mark.parametrize("method", ["max_mmd", "min_mi", "max_mmd_min_mi"])
@@ -205,8 +205,13 @@ def test_smoke_run_writes_the_diagnostics(method, tmp_path, smoke):
         cfg = compose_cfg([f"cache_dir={tmp_path / 'cache'}", "regularizer=tred", f"disentangle={method}",
                            "regularizer.tred.alpha=0.1", *SMALL_STAGE1])
         again = run(cfg, tmp_path / "run2")
-        assert again["disentangle_cache_hit"] is True
+        assert again["disentangle_cache_hit"] is True and again["tred_attention_cache_hit"] is True
         assert again["disentangle_mmd2"] == saved["disentangle_mmd2"]
+        # a cache hit costs the run nothing, but stage 1's cost is the same as where it was computed
+        parts = ("disentangle_train_time_s", "disentangle_eval_time_s", "tred_attention_time_s")
+        assert saved["tred_attention_time_s"] > 0 and saved["tred_attention_cache_hit"] is False
+        for res in (saved, again):
+            assert res["stage1_compute_time_s"] == pytest.approx(sum(saved[k] for k in parts))
 
 
 def test_mask_parts_split_the_map():

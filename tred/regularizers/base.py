@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tred.stage1.channel_attention import channel_attention
+from tred.stage1.channel_attention import Attention, channel_attention
 
 
 @dataclass
@@ -54,15 +54,16 @@ class SetupContext:
     # TRED's stage-1 settings (the `disentangle` group); None when the run does not select tred.
     disentangle: Any = None
 
-    def channel_attention(self, layers, epochs: int, batches: int, temperature: float) -> dict:
-        """DELTA's channel weights of `layers` for this run, on `device` (tred/stage1/channel_attention.py)."""
+    def channel_attention(self, layers, epochs: int, batches: int, temperature: float) -> Attention:
+        """DELTA's channel weights of `layers` for this run, on `device`, with their compute time
+        and cache hit (tred/stage1/channel_attention.py)."""
         t = self.trainer
-        weights = channel_attention(
+        att = channel_attention(
             self.source, self.data, layers, epochs=epochs, batches=batches, temperature=temperature,
             batch_size=t.batch_size, lr=t.lr * t.head_lr_mult, momentum=t.momentum,
             eval_batch_size=t.eval_batch_size, seed=self.seed, device=self.device,
             cache_dir=self.cache_dir, identity=self.identity)
-        return {j: w.to(self.device) for j, w in weights.items()}
+        return att._replace(weights={j: w.to(self.device) for j, w in att.weights.items()})
 
 
 class Regularizer:

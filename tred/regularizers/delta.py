@@ -1,6 +1,5 @@
 """DELTA: feature-map distance to the source, weighted by channel attention (Li et al., ICLR 2019)."""
 
-import time
 from dataclasses import dataclass, field
 
 from tred.errors import ConfigError
@@ -46,10 +45,10 @@ class Delta(Regularizer):
     def setup(self, ctx) -> dict:
         if not self.cfg.channel_attention:
             return {}
-        t0 = time.perf_counter()
-        self.weights = ctx.channel_attention(self.target_layers, self.cfg.attention_epochs,
-                                             self.cfg.attention_batches, self.cfg.attention_temperature)
-        return {"delta_attention_time_s": time.perf_counter() - t0}
+        att = ctx.channel_attention(self.target_layers, self.cfg.attention_epochs,
+                                    self.cfg.attention_batches, self.cfg.attention_temperature)
+        self.weights = att.weights
+        return {"delta_attention_time_s": att.time_s, "delta_attention_cache_hit": att.cache_hit}
 
     def penalty(self, step) -> dict:
         fm = sum(delta_penalty(step.target_maps[j], step.source_maps[j], self.weights.get(j))

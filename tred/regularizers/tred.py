@@ -81,8 +81,14 @@ class TRED(Regularizer):
                 run_dir=ctx.run_dir, on_row=ctx.metrics.log)
             info.update(stage1)
         if self.cfg.channel_weights == "attention":
-            self.weights = ctx.channel_attention(list(self.layers), self.cfg.attention_epochs,
-                                                 self.cfg.attention_batches, self.cfg.attention_temperature)
+            att = ctx.channel_attention(list(self.layers), self.cfg.attention_epochs,
+                                        self.cfg.attention_batches, self.cfg.attention_temperature)
+            self.weights = att.weights
+            info.update(tred_attention_time_s=att.time_s, tred_attention_cache_hit=att.cache_hit)
+        # What stage 1 costs a run that finds no cache (the cached entries keep their compute
+        # times): the disentangler's training and checks, and the channel attention.
+        info["stage1_compute_time_s"] = sum(info.get(k, 0.0) for k in (
+            "disentangle_train_time_s", "disentangle_eval_time_s", "tred_attention_time_s"))
         return info
 
     def reference(self, layer: str, fm_s: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -246,9 +247,17 @@ def score_batches(data, batch_size: int, seed: int, count: int, device):
     return [(x.to(device), y.to(device)) for (x, y), _ in zip(stream, range(count))]
 
 
+class Attention(NamedTuple):
+    """DELTA's channel weights per layer, what computing them cost (`time_s`, also when the
+    cache served them: the cost of a run that finds no cache) and whether the cache did."""
+    weights: dict[str, torch.Tensor]
+    time_s: float
+    cache_hit: bool
+
+
 def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: int, temperature: float,
                       batch_size: int, lr: float, momentum: float, eval_batch_size: int, seed: int, device,
-                      cache_dir, identity: dict) -> dict[str, torch.Tensor]:
+                      cache_dir, identity: dict) -> Attention:
     """DELTA channel weights W_j (length C_j, sum 1) for each layer, cached on disk (CPU tensors).
 
     The head trains `epochs` epochs of SGD (`batch_size`, `lr`, `momentum`) on the pooled source
@@ -258,7 +267,7 @@ def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: 
     """
     layers = list(layers)
     parts = {
-        "version": 1,
+        "version": 2,  # 2: the entry keeps its compute time
         "backbone": identity["backbone"],
         "dataset": identity["dataset"],
         "seed": seed,
@@ -272,10 +281,12 @@ def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: 
         feats, labels = pooled_features(source, data.eval_batches("train", eval_batch_size), device)
         head = train_head(feats, labels, data.num_classes, epochs, batch_size, lr, momentum, seed)
         scores = channel_scores(source, head, score_batches(data, batch_size, seed, batches, device), layers)
-        log.info("channel attention for %s computed in %.1fs", layers, time.perf_counter() - t0)
-        return {j: attention_weights(s, temperature).cpu() for j, s in scores.items()}
+        weights = {j: attention_weights(s, temperature).cpu() for j, s in scores.items()}
+        spent = time.perf_counter() - t0
+        log.info("channel attention for %s computed in %.1fs", layers, spent)
+        return {"weights": weights, "time_s": spent}
 
     value, hit = cached(cache_dir, "channel_attention", parts, compute)
     if hit:
-        log.info("channel attention for %s read from the cache", layers)
-    return value
+        log.info("channel attention for %s read from the cache (computed in %.1fs)", layers, value["time_s"])
+    return Attention(value["weights"], value["time_s"], hit)

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from tred.methods import FINETUNE, display_name, is_tred
+from tred.methods import FINETUNE, display_name, is_tred, method_order
 from tred.tables.stats import BETTER, NO_PAIRS, WORSE, Paired
 from tred.tables.table import Table, column_label, paired_columns
 
@@ -125,21 +125,37 @@ def provenance_note(table: Table) -> str:
 
 def cost_note(table: Table) -> str:
     """What the completed runs cost, from their own `wall_time_s` (the sum is CPU- or GPU-time of
-    one job at a time; a parallel sweep's wall clock is shorter), and TRED's stage-1 share."""
+    one job at a time; a parallel sweep's wall clock is shorter), and TRED's stage-1 share of the
+    fine-tuning time per TRED method. The share is `stage1_compute_time_s` (what stage 1 costs a
+    run that finds no cache: cached entries keep their compute time), so it does not depend on
+    which run of a sweep filled the cache; runs from before that field use `stage1_time_s`, the
+    time the run spent (a cache hit costs it nothing), and the note says so."""
     done = table.runs[table.runs["status"] == "completed"]
     if "wall_time_s" not in done or done["wall_time_s"].isna().all():
         return ""
     wall = done["wall_time_s"].dropna()
     text = (f"Cost: {len(wall)} completed runs, {_duration(wall.sum())} of run time in all "
             f"(sum of wall_time_s), median {_duration(wall.median())} per run")
-    tred = done[done["method"].map(is_tred) & done["stage1_time_s"].notna() & (done["finetune_time_s"] > 0)]
+    tred = done[done["method"].map(is_tred) & (done["finetune_time_s"] > 0)]
+    computed = "stage1_compute_time_s" in tred and tred["stage1_compute_time_s"].notna().all()
+    s1 = tred["stage1_compute_time_s" if computed else "stage1_time_s"]
+    tred = tred[s1.notna()]
     if len(tred):
-        share = 100 * tred["stage1_time_s"] / tred["finetune_time_s"]
-        text += f"; TRED stage 1 = {share.min():.0f}-{share.max():.0f}% of the fine-tuning time"
+        share = 100 * s1[tred.index] / tred["finetune_time_s"]
+        by = share.groupby(tred["method"])
+        spans = ", ".join(f"{display_name(m)} {_span(by.get_group(m))}" for m in method_order(by.groups))
+        how = ("as computed (a cache hit at its compute time)" if computed
+               else "as the runs spent it (a cache hit costs nothing)")
+        text += f"; TRED stage 1 {how}, % of the fine-tuning time: {spans}"
         gaps = tred["disentangle_reference_gap"].dropna()
         if len(gaps):
-            text += f", reference gap {gaps.min():.2g}-{gaps.max():.2g}"
+            text += f"; reference gap {gaps.min():.2g}-{gaps.max():.2g}"
     return text + "."
+
+
+def _span(values: pd.Series) -> str:
+    lo, hi = round(values.min()), round(values.max())
+    return f"{lo:.0f}" if lo == hi else f"{lo:.0f}-{hi:.0f}"
 
 
 def _duration(seconds: float) -> str:
