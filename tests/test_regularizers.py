@@ -36,6 +36,7 @@ def test_smoke_run_writes_complete_result(smoke, tmp_path, reg):
     assert rows and all(float(rows[-1][t]) >= 0 for t in TERMS[reg] + ["ce", "loss"])
     if reg == "delta":  # the attention was computed and cached for the next run of the sweep
         assert list((tmp_path / "cache" / "channel_attention").glob("*.pt"))
+        assert result["delta_attention_cache_hit"] is False and result["delta_attention_time_s"] > 0
 
 
 def test_unknown_layer_fails_at_start(smoke):
