@@ -7,8 +7,10 @@ Without a key, the axis is each run's main weight (`Regularizer.weight_key` of i
 fine-tuning's weight_decay, L2-SP's alpha, AT's beta, DELTA's alpha, BSS's eta, TRED's alpha),
 read from the run's own config.yaml, so one sweep over `weight_scale` tunes every method at
 once. Reads result.json + config.yaml of every run with `eval_split: val` (a test-split result
-stops it). The mean is over datasets (and seeds); a value with a failed or missing run is never
-chosen (a weight that diverges somewhere is not a good default). Per method the value with the
+stops it). The mean is over datasets and seeds; a value with a failed or missing run is never
+chosen (a weight that diverges somewhere is not a good default; a value with fewer runs than the
+sweep's fullest is missing some). The written file's header names the runs' seeds, code commits
+and thread counts (result.json `code_version`, `threads`). Per method the value with the
 highest mean wins; ties go to the value nearest the published weight (weight_scale nearest 1).
 
 `--write FILE` writes each method's chosen weight, the scores as comments and a `weights_note`
@@ -61,11 +63,32 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
         method = result.get("method") or method_of_config(cfg)
         rows.append({"method": method, "regularizer": reg, "key": wkey, WEIGHT: value,
                      "scale": cfg.get("weight_scale", 1.0), "dataset": cfg["dataset"]["name"],
-                     "seed": cfg["seed"], "status": result.get("status"),
+                     "seed": cfg["seed"], "status": result.get("status"), "code": code_label(result),
+                     "threads": result.get("threads"),
                      "val_acc": result.get("test_acc") if result.get("status") == "completed" else math.nan})
     if not rows:
         sys.exit(f"error: no tuning runs under {sweep}")
     return pd.DataFrame(rows)
+
+
+def code_label(result: dict) -> str | None:
+    """The run's code commit (short; `+dirty` with uncommitted changes), from result.json."""
+    version = result.get("code_version") or {}
+    if not version.get("commit"):
+        return None
+    return version["commit"][:7] + ("+dirty" if version.get("dirty") else "")
+
+
+def provenance(df: pd.DataFrame) -> str:
+    """Which code and thread counts the runs ran with (a resumed sweep can mix them)."""
+    def counts(col):
+        known = df[col].dropna()
+        show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731 (threads: 1, not 1.0)
+        parts = [f"{show(v)} ({n})" for v, n in known.value_counts().sort_index().items()]
+        if len(known) < len(df):
+            parts.append(f"not recorded ({len(df) - len(known)})")
+        return ", ".join(parts) or "not recorded"
+    return f"code {counts('code')}; threads per run {counts('threads')}"
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -74,8 +97,12 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     table = df.groupby(["method", WEIGHT, "dataset"])["val_acc"].mean().unstack("dataset")
     table = table.reindex(sorted(groups.groups))  # a value whose runs all failed stays, as nan
     table["mean"] = groups["val_acc"].mean()
+    # a value with fewer runs than the sweep's fullest (a seed or dataset not run yet) counts its
+    # missing runs as not completed: every value is compared over the same runs
+    runs = groups.size().reindex(table.index, fill_value=0)
+    table["missing"] = runs.max() - runs
     table["not_completed"] = (df[df.status != "completed"].groupby(["method", WEIGHT]).size()
-                              .reindex(table.index, fill_value=0))
+                              .reindex(table.index, fill_value=0)) + table["missing"]
     table["scale"] = df.groupby(["method", WEIGHT])["scale"].first()
     return table
 
@@ -122,14 +149,17 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
         f"# Written by scripts/tune_summary.py from {sweep} on {datetime.date.today()}: re-run the",
         "# tuning sweep to change it, do not edit by hand. Each method's weight is the one with the",
         "# highest mean validation accuracy (held-out training images; the test split is never read)",
-        f"# over {len(df)} runs ({', '.join(f'{d}: {n}' for d, n in n_val.items())}).",
+        f"# over {len(df)} runs ({', '.join(f'{d}: {n}' for d, n in n_val.items())}; seeds "
+        f"{', '.join(str(s) for s in sorted(df['seed'].unique()))}).",
+        f"# The runs' {provenance(df)}.",
         "# Mean validation accuracy (%) per weight, chosen one marked *:",
     ]
     for method, sub in table.groupby(level="method"):
         cells = []
         for (_, w), row in sub.iterrows():
             mark = "*" if chosen.get(method) == float(w) else ""
-            acc = "failed" if row["not_completed"] else f"{row['mean']:.2f}"
+            acc = ("failed" if row["not_completed"] > row["missing"] else
+                   f"{int(row['missing'])} of its runs missing" if row["missing"] else f"{row['mean']:.2f}")
             cells.append(f"{w:g} {acc}{mark}")
         edge = " (at the edge of the grid)" if method in at_edge(table, chosen) else ""
         lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells) + edge)
@@ -165,6 +195,7 @@ def main(argv=None) -> int:
     shown = table.drop(columns="scale").round(2)
     shown.insert(len(shown.columns), "chosen", ["*" if chosen.get(m) == float(w) else "" for m, w in shown.index])
     print(shown.to_markdown())
+    print(f"{len(df)} runs, seeds {', '.join(str(s) for s in sorted(df['seed'].unique()))}; {provenance(df)}")
     edge = at_edge(table, chosen)
     if edge:
         print(f"note: chosen at the edge of the grid (the best weight may lie outside it): {', '.join(edge)}")

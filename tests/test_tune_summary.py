@@ -98,3 +98,45 @@ def test_unfinished_method_is_not_written(tmp_path):
     with pytest.raises(SystemExit, match="not writing"):
         tune_summary.main([str(sweep), "--write", str(tmp_path / "t.yaml")])
     assert not (tmp_path / "t.yaml").exists()
+
+
+def add_seed(sweep: Path, seed: int, scores: dict, method: str = "l2") -> None:
+    """A second seed of `method`'s runs (a copy of seed 0's configs), with its own scores and the
+    runs' provenance fields."""
+    for scale, acc in scores.items():
+        src = sweep / method / "flowers102" / "sr0.25" / "seed0" / f"weight_scale={scale}"
+        d = sweep / method / "flowers102" / "sr0.25" / f"seed{seed}" / f"weight_scale={scale}"
+        d.mkdir(parents=True)
+        cfg = yaml.safe_load((src / "config.yaml").read_text()) | {"seed": seed}
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        res = json.loads((src / "result.json").read_text()) | {
+            "test_acc": acc, "threads": 1, "code_version": {"commit": "abcdef0123456789", "dirty": False}}
+        (d / "result.json").write_text(json.dumps(res))
+
+
+def test_the_mean_over_seeds_decides_and_the_header_says_which_runs(tmp_path):
+    sweep = make_sweep(tmp_path / "s")
+    for method, (_, _, _, scores) in GRID.items():  # seed 0 alone picks l2's 1e-6 (52.0)
+        second = {s: 60.0 if (method == "l2" and s == 0.1) else (a if a == "failed" else a)
+                  for s, a in scores.items()}
+        add_seed(sweep, 1, second, method)
+    out = tmp_path / "t.yaml"
+    assert tune_summary.main([str(sweep), "--write", str(out)]) == 0
+    text = out.read_text()
+    # l2 at 1e-5: (51 + 60) / 2 = 55.5 beats 1e-6's (52 + 52) / 2
+    assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 52.00 | 1e-05 55.50* | 0.0001 49.00\n" in text
+    assert OmegaConf.load(out).regularizer_overrides.l2.weight_decay == pytest.approx(1e-5)
+    assert "seeds 0, 1)" in text
+    # seed 0's fake runs record neither; seed 1's say commit abcdef0, 1 thread
+    assert "# The runs' code abcdef0 (16), not recorded (16); threads per run 1 (16), not recorded (16).\n" in text
+
+
+def test_a_value_missing_a_seed_is_never_chosen(tmp_path):
+    sweep = make_sweep(tmp_path / "s")
+    for method, (_, _, _, scores) in GRID.items():
+        add_seed(sweep, 1, scores, method)
+    shutil.rmtree(sweep / "l2" / "flowers102" / "sr0.25" / "seed1" / "weight_scale=0.01")  # l2's best, 52.0
+    out = tmp_path / "t.yaml"
+    assert tune_summary.main([str(sweep), "--write", str(out)]) == 0
+    text = out.read_text()
+    assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 1 of its runs missing | 1e-05 51.00* | 0.0001 49.00\n" in text
