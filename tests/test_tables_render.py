@@ -75,7 +75,7 @@ def test_tred_rows_against_the_best_baseline(paired):
     md = to_markdown(t)
     assert "| Δ vs DELTA | digits | elpv | Avg. |" in md and "the best baseline, DELTA" in md
     block = md.split("| Δ vs DELTA |")[1]
-    assert "| TRED-full (no stage 1) | +1.0 [-1.5, +3.5] | +0.7 [-0.8, +2.1] | +0.8 [+0.1, +1.6] ↑ |" in block
+    assert "| TRED-full (no disentangler) | +1.0 [-1.5, +3.5] | +0.7 [-0.8, +2.1] | +0.8 [+0.1, +1.6] ↑ |" in block
     assert "| L2-SP |" not in block  # only the TRED rows are compared with the best baseline
     assert "$\\Delta$ vs DELTA" in to_latex(t)
     csv = to_csv_frame(t).set_index("method")

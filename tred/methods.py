@@ -5,7 +5,7 @@ config by `method_name` only: the selected regularizers joined by `+`, TRED spel
 stage-1 separation (`tred-max_mmd`) and, when `disentangle.parts` is not `branches`, its split
 (`tred-mask-max_mmd`; `tred-projection` for the closed-form split, which has no separation
 term); TRED's stage 2 toward the whole source map (`regularizer.tred.reference=full`,
-no stage 1: the control that says whether the disentanglement helps) is `tred-full`. `CATALOGUE`
+no disentangler: the control that says whether the disentanglement helps) is `tred-full`. `CATALOGUE`
 lists the methods of the paper's tables in order; a method that is not in it (a new regularizer,
 a combination `l2sp+bss`) still runs and is tabulated, under its name, after the catalogued ones.
 """
@@ -33,7 +33,7 @@ CATALOGUE = (
     Method("tred-max_mmd", "TRED Max-MMD", "tred_max_mmd"),
     Method("tred-min_mi", "TRED Min-MI", "tred_min_mi"),
     Method("tred-max_mmd_min_mi", "TRED Max-MMD+Min-MI", "tred_max_mmd_min_mi"),
-    Method("tred-full", "TRED-full (no stage 1)", "tred_full"),
+    Method("tred-full", "TRED-full (no disentangler)", "tred_full"),
     Method("tred-mask-max_mmd", "TRED-mask Max-MMD", "tred_mask_max_mmd"),
     Method("tred-mask-min_mi", "TRED-mask Min-MI", "tred_mask_min_mi"),
     Method("tred-mask-max_mmd_min_mi", "TRED-mask Max-MMD+Min-MI", "tred_mask_max_mmd_min_mi"),
@@ -54,7 +54,7 @@ def method_name(regularizer: Any, disentangle: Any = None, parts: Any = None, re
     """Name of a method for run directories and tables: `l2sp+bss`, `tred-max_mmd`,
     `tred-mask-max_mmd` when `disentangle.parts` is not the default `branches`, `tred-projection`
     for the closed-form split (no separation term, so none in the name), and `tred-full` when TRED
-    regularizes toward the whole source map (no stage 1).
+    regularizes toward the whole source map (no disentangler).
 
     `regularizer`: the selected regularizers (a mapping of their settings, a list of names, or one
     name); `disentangle`, `parts`: TRED's `disentangle.name` and `disentangle.parts`; `reference`:

@@ -40,7 +40,7 @@ class TRED(Regularizer):
         # Layers whose feature map is disentangled and regularized; configs/regularizer/tred.yaml:
         # [${backbone.final_layer}], the backbone's final feature map.
         layers: list = field(default_factory=list)
-        # relevant: reference = E_r(FM(w0, x)) (TRED); full: reference = FM(w0, x) (ablation, no stage 1).
+        # relevant: reference = E_r(FM(w0, x)) (TRED); full: reference = FM(w0, x) (ablation: no disentangler; the channel attention still runs).
         reference: str = "relevant"
         # uniform: W_jc = 1/C; attention: DELTA's channel attention (tred/stage1/channel_attention.py).
         channel_weights: str = "uniform"
