@@ -10,7 +10,8 @@ once. Reads result.json + config.yaml of every run with `eval_split: val` (a tes
 stops it). The mean is over datasets and seeds; a value with a failed or missing run is never
 chosen (a weight that diverges somewhere is not a good default; a value with fewer runs than the
 sweep's fullest is missing some). The written file's header names the runs' seeds, code commits
-and thread counts (result.json `code_version`, `threads`). Per method the value with the
+thread counts and CPU instruction sets (result.json `code_version`, `threads`,
+`machine.cpu_capability`). Per method the value with the
 highest mean wins; ties go to the value nearest the published weight (weight_scale nearest 1).
 
 `--write FILE` writes each method's chosen weight, the scores as comments and a `weights_note`
@@ -65,6 +66,7 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
                      "scale": cfg.get("weight_scale", 1.0), "dataset": cfg["dataset"]["name"],
                      "seed": cfg["seed"], "status": result.get("status"), "code": code_label(result),
                      "threads": result.get("threads"),
+                     "cpu": (result.get("machine") or {}).get("cpu_capability"),
                      "val_acc": result.get("test_acc") if result.get("status") == "completed" else math.nan})
     if not rows:
         sys.exit(f"error: no tuning runs under {sweep}")
@@ -80,7 +82,8 @@ def code_label(result: dict) -> str | None:
 
 
 def provenance(df: pd.DataFrame) -> str:
-    """Which code and thread counts the runs ran with (a resumed sweep can mix them)."""
+    """Which code, thread counts and CPU instruction sets the runs ran with (a resumed sweep can
+    mix them)."""
     def counts(col):
         known = df[col].dropna()
         show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731 (threads: 1, not 1.0)
@@ -88,7 +91,7 @@ def provenance(df: pd.DataFrame) -> str:
         if len(known) < len(df):
             parts.append(f"not recorded ({len(df) - len(known)})")
         return ", ".join(parts) or "not recorded"
-    return f"code {counts('code')}; threads per run {counts('threads')}"
+    return f"code {counts('code')}; threads per run {counts('threads')}; CPU kernels {counts('cpu')}"
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

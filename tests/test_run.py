@@ -27,10 +27,12 @@ def test_smoke_run_writes_the_contract(tmp_path, smoke):
     assert result["status"] == "completed" and result["iters"] == 4 and result["disentangle"] is None
     assert 0 <= result["test_acc"] <= 100
     assert not list(run.glob(".*.tmp"))
-    # provenance (informational): thread count, code version, library versions
+    # provenance (informational): thread count, code version, library versions, CPU
     assert result["threads"] == torch.get_num_threads() and result["device"] == "cpu"
     assert set(result["versions"]) == {"python", "torch", "torchvision", "timm", "numpy"}
     assert result["versions"]["torch"] == torch.__version__
+    assert result["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(result["machine"]) == {"arch", "cpu", "cpu_capability"}
     code = result["code_version"]  # the tests run from a git checkout
     assert len(code["commit"]) == 40 and isinstance(code["dirty"], bool)
     assert isinstance(result["warnings"], list)

@@ -109,6 +109,15 @@ def test_health_warnings_threads_and_versions_are_shown(tmp_path):
             "code abcdef0123, numpy 2.1.0, torch 2.14.1.") in md
 
 
+def test_runs_on_different_cpu_kernels_are_told_apart(tmp_path):
+    root = tmp_path / "k"
+    for seed, isa in enumerate(("AVX512", "AVX2")):
+        write_run(root, "l2", "digits", seed, 60.0, extra={"threads": 1, "versions": {"torch": "2.14.1"},
+                                                            "machine": {"cpu_capability": isa}})
+    md = to_markdown(build_table(root))
+    assert "runs differ in versions: cpu AVX2, torch 2.14.1 | cpu AVX512, torch 2.14.1." in md
+
+
 def test_cost_note_from_the_runs_own_times(tmp_path):
     root = tmp_path / "c"
     for seed, (wall, s1, ft, gap) in enumerate([(100.0, 10.0, 80.0, 0.5), (200.0, 30.0, 150.0, 2.0)]):

@@ -110,7 +110,8 @@ def add_seed(sweep: Path, seed: int, scores: dict, method: str = "l2") -> None:
         cfg = yaml.safe_load((src / "config.yaml").read_text()) | {"seed": seed}
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
         res = json.loads((src / "result.json").read_text()) | {
-            "test_acc": acc, "threads": 1, "code_version": {"commit": "abcdef0123456789", "dirty": False}}
+            "test_acc": acc, "threads": 1, "code_version": {"commit": "abcdef0123456789", "dirty": False},
+            "machine": {"cpu_capability": "AVX512"}}
         (d / "result.json").write_text(json.dumps(res))
 
 
@@ -127,8 +128,9 @@ def test_the_mean_over_seeds_decides_and_the_header_says_which_runs(tmp_path):
     assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 52.00 | 1e-05 55.50* | 0.0001 49.00\n" in text
     assert OmegaConf.load(out).regularizer_overrides.l2.weight_decay == pytest.approx(1e-5)
     assert "seeds 0, 1)" in text
-    # seed 0's fake runs record neither; seed 1's say commit abcdef0, 1 thread
-    assert "# The runs' code abcdef0 (16), not recorded (16); threads per run 1 (16), not recorded (16).\n" in text
+    # seed 0's fake runs record none of them; seed 1's say commit abcdef0, 1 thread, AVX512
+    assert ("# The runs' code abcdef0 (16), not recorded (16); threads per run 1 (16), not recorded (16); "
+            "CPU kernels AVX512 (16), not recorded (16).\n") in text
 
 
 def test_a_value_missing_a_seed_is_never_chosen(tmp_path):

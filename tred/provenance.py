@@ -1,6 +1,6 @@
-"""Where a result came from: the code's git commit and the library versions.
+"""Where a result came from: the code's git commit, the library versions and the CPU.
 
-Recorded in result.json for the reader (`code_version`, `versions`); informational only: a
+Recorded in result.json for the reader (`code_version`, `versions`, `machine`); informational only: a
 run's identity (what resume compares) is its config.yaml, never these. Nothing here may fail
 a run: each value is None when it cannot be found.
 """
@@ -49,6 +49,28 @@ def versions() -> dict:
             "timm": _version("timm"), "numpy": numpy.__version__}
 
 
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict:
+    """The CPU a run computed on: its model and the vector instruction set torch's kernels chose
+    (`cpu_capability`, e.g. AVX512). Kernels for different instruction sets may round sums
+    differently, so a run that is bit-exact on one machine need not be on another: a result that
+    does not reproduce elsewhere is first compared here."""
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # noqa: BLE001 - older torch
+        capability = None
+    return {"arch": platform.machine() or None, "cpu": _cpu_model(), "cpu_capability": capability}
+
+
 def provenance() -> dict:
-    """The result.json keys `code_version` and `versions`."""
-    return {"code_version": code_version(), "versions": versions()}
+    """The result.json keys `code_version`, `versions` and `machine`."""
+    return {"code_version": code_version(), "versions": versions(), "machine": machine()}

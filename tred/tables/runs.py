@@ -121,6 +121,8 @@ def _read_result(path: Path) -> dict:
     code = res.get("code_version") or {}
     if code.get("commit"):
         versions["code"] = code["commit"][:10] + ("+dirty" if code.get("dirty") else "")
+    if (res.get("machine") or {}).get("cpu_capability"):
+        versions["cpu"] = res["machine"]["cpu_capability"]  # CPU kernels: results may differ between them
     out["versions"] = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else ""
     return out
 
