@@ -67,7 +67,10 @@ def collect(sweep: Path) -> pd.DataFrame:
             vals = [v for k, v in res.items() if k.startswith(prefix) and k.endswith("_acc")]
             row[name] = float(vals[0]) if vals else math.nan  # percent
         row["reference gap"] = res.get("disentangle_reference_gap", math.nan)
-        s1, ft = res.get("stage1_time_s"), res.get("finetune_time_s")
+        # what stage 1 costs a run that finds no cache (as in the tables' cost line); older runs
+        # have only the time the run spent, where a cache hit costs nothing
+        s1 = res.get("stage1_compute_time_s", res.get("stage1_time_s"))
+        ft = res.get("finetune_time_s")
         row["stage 1 / fine-tuning"] = s1 / ft if s1 and ft else math.nan
         rows.append(row)
     if not rows:

@@ -35,6 +35,8 @@ def make_sweep(root: Path, eval_split: str = "val") -> Path:
         if method.startswith("tred-max"):
             res.update({"disentangle_relevant_val_acc": 40.0 + seed, "source_probe_val_acc": 50.0,
                         "disentangle_irrelevant_probe_val_acc": 30.0, "disentangle_reference_gap": 2.0})
+        if method == "tred-full" and not sub:  # a cache hit: the run spent nothing on stage 1
+            res.update({"stage1_time_s": 0.001, "stage1_compute_time_s": 20.0})
         (d / "result.json").write_text(json.dumps(res))
     return root
 
@@ -65,6 +67,8 @@ def test_paired_rows_against_two_controls(tmp_path, capsys):
     assert rows["tred-max_mmd_min_mi"][col["relevant head"]] == "41.0"
     assert rows["tred-max_mmd_min_mi"][col["irrelevant probe"]] == "30.0"
     assert rows["l2"][col["relevant head"]] == "" and rows["l2"][col["stage 1 / fine-tuning"]] == "0.10"
+    # the share counts stage 1 at its compute time, also in runs that read it from the cache
+    assert rows["tred-full"][col["stage 1 / fine-tuning"]] == "0.20"
 
 
 def test_test_split_results_are_refused(tmp_path):
