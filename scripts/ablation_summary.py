@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from tred.io import atomic_write, read_json
+from tred.methods import is_tred
 from tred.tables.runs import run_dirs
 from tred.tables.stats import paired_difference
 
@@ -67,11 +68,13 @@ def collect(sweep: Path) -> pd.DataFrame:
             vals = [v for k, v in res.items() if k.startswith(prefix) and k.endswith("_acc")]
             row[name] = float(vals[0]) if vals else math.nan  # percent
         row["reference gap"] = res.get("disentangle_reference_gap", math.nan)
-        # what stage 1 costs a run that finds no cache (as in the tables' cost line); older runs
-        # have only the time the run spent, where a cache hit costs nothing
+        # TRED's stage 1 at what it costs a run that finds no cache (as in the tables' cost line);
+        # older runs have only the time the run spent, where a cache hit costs nothing. Other
+        # methods have no stage 1: their stage1_time_s is set-up (DELTA's channel attention)
         s1 = res.get("stage1_compute_time_s", res.get("stage1_time_s"))
         ft = res.get("finetune_time_s")
-        row["stage 1 / fine-tuning"] = s1 / ft if s1 and ft else math.nan
+        tred_run = is_tred(str(res.get("method", "")))
+        row["stage 1 / fine-tuning"] = s1 / ft if tred_run and s1 and ft else math.nan
         rows.append(row)
     if not rows:
         sys.exit(f"error: no runs with a result.json under {sweep}")
