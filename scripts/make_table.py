@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     ap.add_argument("sweep_dir", type=Path, help="a sweep directory, e.g. outputs/sweeps/mini_table")
     ap.add_argument("--digits", type=int, default=1, help="decimals shown in the table")
     ap.add_argument("--no-plots", action="store_true", help="only the table files")
+    ap.add_argument("--against", nargs="+", default=[], metavar="METHOD",
+                    help="also pair the TRED rows with these methods, e.g. tred-full (the same stage 2 "
+                         "toward the whole source map: the difference is what the disentanglement adds)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any expected run is missing")
     ap.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
     ap.add_argument("--wandb-project", default="tred")
@@ -33,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--wandb-mode", default=None, help="offline (default) | online; else WANDB_MODE")
     args = ap.parse_args(argv)
     try:
-        table = build_table(args.sweep_dir, digits=args.digits)
+        table = build_table(args.sweep_dir, digits=args.digits, against=tuple(args.against))
     except TredError as exc:  # nothing has been written yet
         print(f"error: {exc}", file=sys.stderr)
         return 2

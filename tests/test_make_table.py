@@ -34,6 +34,16 @@ def test_writes_the_rendered_table(tmp_path):
     assert not (sweep / "plots").exists()
 
 
+def test_against_passes_the_references_through(tmp_path, capsys):
+    sweep = small_sweep(tmp_path / "sweep")
+    assert make_table([str(sweep), "--no-plots", "--against", "l2sp"]) == 0
+    assert (sweep / "table.md").read_text() == to_markdown(build_table(sweep, against=("l2sp",)))
+    assert "| Δ vs L2-SP |" in (sweep / "table.md").read_text()
+    (sweep / "table.md").unlink()
+    assert make_table([str(sweep), "--no-plots", "--against", "delta"]) == 2  # not in this table
+    assert "--against delta: no such method" in capsys.readouterr().err and not (sweep / "table.md").exists()
+
+
 @pytest.mark.parametrize("kind", REFUSALS)
 def test_refused_sweep_dir_writes_nothing(tmp_path, capsys, kind):
     """What each reason says is tests/test_tables_runs.py's; here: exit 2, the reason on stderr,

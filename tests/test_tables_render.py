@@ -11,6 +11,7 @@ import pytest
 from tests.fake_runs import add_delta_and_tred_full, paired_sweep, small_sweep, write_run
 
 from tred.tables.render import to_csv_frame, to_latex, to_markdown
+from tred.tables.runs import TableError
 from tred.tables.table import build_table
 
 
@@ -81,6 +82,30 @@ def test_tred_rows_against_the_best_baseline(paired):
     csv = to_csv_frame(t).set_index("method")
     assert csv.at["tred-full", "elpv diff_vs_best mean"] == pytest.approx(2 / 3)
     assert csv.at["tred-full", "best_baseline"] == "delta" and math.isnan(csv.at["l2sp", "elpv diff_vs_best mean"])
+
+
+def test_tred_rows_against_a_named_reference(paired):
+    """`against=("tred-full",)` (make_table --against tred-full): the disentangled rows' difference
+    to the same stage 2 toward the whole source map, in the markdown, LaTeX and csv."""
+    root = add_delta_and_tred_full(paired)  # tred-full: elpv 84, 85, 87; digits 61, 65, 66
+    for seed, (elpv, digits) in enumerate([(86.0, 62.0), (85.0, 66.0), (89.0, 67.0)]):
+        write_run(root, "tred-max_mmd", "elpv", seed, elpv)
+        write_run(root, "tred-max_mmd", "digits", seed, digits)
+    assert "Δ vs TRED-full" not in to_markdown(build_table(root))  # only when asked for
+    t = build_table(root, against=("tred-full",))
+    md = to_markdown(t)
+    block = md.split("| Δ vs TRED-full (no disentangler) | digits | elpv | Avg. |")[1]
+    # digits d = (1, 1, 1): no spread; elpv d = (2, 0, 2): mean 4/3, half 4.302653 * 1.1547 / sqrt(3)
+    # = 2.8685; Avg. per-seed means d = (1.5, 0.5, 1.5): mean 7/6, half 1.43422
+    assert "| TRED Max-MMD | +1.0 [+1.0, +1.0] ↑ | +1.3 [-1.5, +4.2] | +1.2 [-0.3, +2.6] |" in block
+    assert "| TRED-full (no disentangler) |" not in block and "| DELTA |" not in block
+    assert "$\\Delta$ vs TRED-full" in to_latex(t)
+    csv = to_csv_frame(t).set_index("method")
+    assert csv.at["tred-max_mmd", "elpv diff_vs_tred-full mean"] == pytest.approx(4 / 3)
+    assert csv.at["tred-max_mmd", "Avg. diff_vs_tred-full high"] == pytest.approx(7 / 6 + 1.43422, abs=1e-4)
+    assert math.isnan(csv.at["tred-full", "elpv diff_vs_tred-full mean"])
+    with pytest.raises(TableError, match="no such method"):
+        build_table(root, against=("tred-projection",))
 
 
 def test_no_paired_table_without_finetuning(paired):

@@ -194,7 +194,7 @@ def _paired_rows(table: Table, style: str, paired: dict) -> list[list[str]]:
 
 def paired_blocks(table: Table) -> list[tuple[str, str, dict]]:
     """(header, caption, paired differences) of each paired table: vs fine-tuning, then the TRED
-    rows vs the best baseline."""
+    rows vs the best baseline, then vs each reference the table was asked for (`against`)."""
     seeds = len(table.grid.seeds)
     how = (f"paired by seed (same seed = same training subset and augmentation stream), mean [95% "
            f"Student-t interval] over the {seeds} seeds")
@@ -208,6 +208,11 @@ def paired_blocks(table: Table) -> list[tuple[str, str, dict]]:
         blocks.append((f"Δ vs {best}", f"Difference of the TRED rows to the best baseline, {best} (the highest "
                        f"average of L2-SP, AT, DELTA and BSS in this table), in points, {how}; ↑ / ↓: better / "
                        f"worse than {best}, {tail}", table.paired_best))
+    for ref, paired in table.paired_extra.items():
+        if paired:
+            name = display_name(ref)
+            blocks.append((f"Δ vs {name}", f"Difference of the TRED rows to {name} (make_table --against), in "
+                           f"points, {how}; ↑ / ↓: better / worse than {name}, {tail}", paired))
     return blocks
 
 
@@ -271,6 +276,12 @@ def to_csv_frame(table: Table) -> pd.DataFrame:
             for part in ("mean", "low", "high", "n"):
                 out[f"{c} diff_vs_best {part}"] = [getattr(p, part) if p else math.nan for p in cells]
             out[f"{c} diff_vs_best verdict"] = [p.verdict if p else "" for p in cells]
+    for ref, paired in table.paired_extra.items():  # the TRED rows against each --against reference
+        for c in paired_columns(table):
+            cells = [paired.get((m, c)) for m in table.grid.methods]
+            for part in ("mean", "low", "high", "n"):
+                out[f"{c} diff_vs_{ref} {part}"] = [getattr(p, part) if p else math.nan for p in cells]
+            out[f"{c} diff_vs_{ref} verdict"] = [p.verdict if p else "" for p in cells]
     if "weights" in table.runs:
         out["weights"] = [" / ".join(sorted({w for w in table.runs.loc[table.runs.method == m, "weights"].dropna() if w}))
                           for m in table.grid.methods]

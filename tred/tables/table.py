@@ -15,7 +15,9 @@ column and for the per-seed average over the columns (`tred.tables.stats`):
 
 and the TRED rows' differences, paired the same way, to the best baseline: the one of L2-SP, AT,
 DELTA and BSS with the highest average in the table (a comparison against the strongest
-published competitor; nothing is chosen for TRED by it).
+published competitor; nothing is chosen for TRED by it). `against` names more references for the
+TRED rows, paired the same way (e.g. `tred-full`: the same stage 2 toward the whole source map,
+so the difference is what the disentanglement adds).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from tred.methods import BASELINES, FINETUNE, is_tred
-from tred.tables.runs import CONFIGS, KEY, Grid, expected_grid, load_runs
+from tred.tables.runs import CONFIGS, KEY, Grid, TableError, expected_grid, load_runs
 from tred.tables.stats import paired_difference
 
 
@@ -39,10 +41,12 @@ class Table:
     missing: pd.DataFrame  # method, dataset, sample_rate, seed, reason, run_dir
     runs: pd.DataFrame  # one row per run directory (load_runs)
     digits: int = 1
+    against: tuple[str, ...] = ()  # more references for the TRED rows (make_table --against)
     summary: pd.DataFrame = field(init=False)  # index method: one (mean, std, n) per column + avg, gain
     paired: dict = field(init=False)  # (method, column or "Avg.") -> Paired difference to fine-tuning
     best_baseline: str | None = field(init=False)  # the baseline with the highest average
     paired_best: dict = field(init=False)  # (TRED method, column or "Avg.") -> Paired difference to it
+    paired_extra: dict = field(init=False)  # reference in `against` -> {(TRED method, column): Paired}
 
     def __post_init__(self):
         self.summary = summarize(self.stats, self.grid.methods, self.columns)
@@ -50,6 +54,11 @@ class Table:
         self.best_baseline = best_baseline(self)
         tred = [m for m in self.grid.methods if is_tred(m)]
         self.paired_best = paired_against(self, self.best_baseline, tred) if self.best_baseline and tred else {}
+        unknown = [r for r in self.against if r not in self.grid.methods]
+        if unknown:
+            raise TableError(f"--against {' '.join(unknown)}: no such method in the table "
+                             f"(methods: {', '.join(self.grid.methods)})")
+        self.paired_extra = {r: paired_against(self, r, [m for m in tred if m != r]) for r in self.against}
 
     @property
     def expected_runs(self) -> int:
@@ -66,7 +75,8 @@ def paired_columns(table: Table) -> list[str]:
     return [*table.columns, "Avg."] if len(table.columns) > 1 else list(table.columns)
 
 
-def build_table(sweep_dir: str | Path, digits: int = 1, configs: Path = CONFIGS) -> Table:
+def build_table(sweep_dir: str | Path, digits: int = 1, configs: Path = CONFIGS,
+                against: tuple[str, ...] = ()) -> Table:
     sweep_dir = Path(sweep_dir)
     runs = load_runs(sweep_dir)
     grid = expected_grid(runs, sweep_dir, configs)
@@ -91,7 +101,7 @@ def build_table(sweep_dir: str | Path, digits: int = 1, configs: Path = CONFIGS)
                             "reason": reason, "run_dir": where})
     columns = list(dict.fromkeys(column_label(d, r, several) for d in grid.datasets for r in grid.rates))
     return Table(grid, pd.DataFrame(stats), columns,
-                 pd.DataFrame(missing, columns=[*KEY, "reason", "run_dir"]), runs, digits)
+                 pd.DataFrame(missing, columns=[*KEY, "reason", "run_dir"]), runs, digits, tuple(against))
 
 
 def summarize(stats: pd.DataFrame, methods: list[str], columns: list[str]) -> pd.DataFrame:
