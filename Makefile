@@ -6,9 +6,8 @@ STAMP       := $(VENV)/.installed
 # torch comes first so that pip resolves the wheel you want (override for your CUDA / CPU build).
 TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 SWEEP       ?= outputs/sweeps/mini_table
-# Launcher of the table targets: parallel (joblib; TRED_JOBS=2 jobs x 1 thread) or basic (one job
-# at a time, torch's default threads). On a 2-core CPU 2 x 1 gave more runs per hour than 1 x 2;
-# compare on your machine with `time make reproduce-table LAUNCHER=basic SWEEP=outputs/sweeps/basic`.
+# Launcher of the table targets: parallel (joblib; one 1-thread job per core, TRED_JOBS=N for N) or
+# basic (one job at a time). The CPU tables fix 1 thread per run (results depend on the thread count).
 LAUNCHER    ?= parallel
 export HF_HUB_OFFLINE ?= 1
 # The table targets log the table to W&B (offline) too and print the `wandb sync` command;
@@ -26,7 +25,7 @@ FLOWERS_TUNED       ?= configs/tuned/flowers102.yaml
 TUNE_EMBEDDED_SWEEP ?= outputs/sweeps/tune_mini_table
 EMBEDDED_TUNED      ?= configs/tuned/mini_table.yaml
 
-.PHONY: install constraints test test-slow reproduce-table table sweep-status bench clean flowers-table flowers-table-10 tune-flowers tune-embedded
+.PHONY: install constraints test test-slow verify reproduce-table table sweep-status bench clean flowers-table flowers-table-10 tune-flowers tune-embedded
 
 install: $(STAMP)
 
@@ -46,6 +45,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Three short runs compared bit for bit with the values the README's tables' machine recorded
+# (scripts/verify_expected.json): run it first; exit 1 on a mismatch.
+verify: $(STAMP)
+	$(PY) scripts/verify.py
 
 # Finished runs are skipped, so this resumes an interrupted sweep; the table is built even when
 # some runs failed (they show as missing), then the sweep's failure status is returned.

@@ -1,7 +1,7 @@
-"""Speed of the regularizers relative to plain fine-tuning, of DELTA's attention estimator, and of
-the on-disk image loader.
+"""Speed of the regularizers relative to plain fine-tuning, of DELTA's attention estimator, of the
+portable kernel mode relative to native, and of the on-disk image loader.
 
-    python scripts/bench.py [--rounds 15] [--batch-size 32] [--image-size 64] [--threads 1]
+    python scripts/bench.py [--rounds 15] [--batch-size 32] [--image-size 64] [--threads 1] [--kernels MODE]
 
 In one process, through the real `Finetuner` built from the composed configs: the median step
 time of each method in METHODS divided by that of `l2` (same backbone, batch, input size), and
@@ -11,26 +11,45 @@ for the estimators) so that load from other processes hits all of them alike. Wr
 outputs/bench/bench.json with keys `step_ratio.<name>` and `delta_attention_speedup`, and
 `loader_images_per_s.workers<N>`: the paper-scale pipeline (decode JPEG, resize 256, crop 224,
 flip) alone on a generated tree of 500x375 JPEGs (`--skip-loader` to leave it out).
+
+`kernel_step_ratio` (`--skip-kernels` to leave it out): the step time of plain fine-tuning in the
+Flowers-102 regime (Lite0, 72 px, batch 32, channels_last, 1 thread) with trainer.kernels=portable
+divided by native. The mode is fixed when a process starts, so each measurement is a child process
+of its own, alternating portable and native (`--kernel-pairs` of them); the ratio is that of the
+medians of their median step times. Everything else runs in this process's mode (`--kernels`,
+default portable, as the runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from hydra import compose, initialize_config_dir
-from PIL import Image
-from torch import nn
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tred.kernels import MODES, pin  # noqa: E402 - before torch: a process's kernel mode is fixed at import
+
+
+def _early_kernels(argv) -> str:
+    return argv[argv.index("--kernels") + 1] if "--kernels" in argv[:-1] else "portable"
+
+
+ENVIRONMENT = dict(os.environ)  # as started: the kernel children start from it, not from this process's pin
+KERNELS = pin(_early_kernels(sys.argv))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import nn  # noqa: E402
 
 from tred.config import validate  # noqa: E402
 from tred.data import build_data  # noqa: E402
@@ -126,6 +145,46 @@ def attention_speedup(trainer: Finetuner, batch, layers) -> dict:
             "delta_attention_speedup_plain_network": naive_t / plain_t}
 
 
+# The Flowers-102 regime's step (configs/experiment/flowers_base.yaml) on digits resized to 72 px:
+# the same network, input size and batch; only the 10-class head is smaller than the 102-class one.
+FLOWERS_STEP = ["dataset=digits", "dataset.image_size=72", "trainer.batch_size=32", "trainer.device=cpu",
+                "trainer.channels_last=true"]
+
+
+def kernel_worker(rounds: int, warmup: int = 3) -> None:
+    """In a child process started with --kernels MODE: the median fine-tuning step time, as JSON."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer("l2", ["regularizer=l2"], FLOWERS_STEP, Path(tmp))
+        batch = trainer.data.train_batch(0, 32, 0)
+        times = []
+        for r in range(warmup + rounds):
+            t0 = time.perf_counter()
+            trainer.step(*batch)
+            if r >= warmup:
+                times.append(time.perf_counter() - t0)
+        trainer.close()
+    print(json.dumps({"mode": KERNELS["mode"], "capability": torch.backends.cpu.get_cpu_capability(),
+                      "median_s": statistics.median(times)}))
+
+
+def kernel_ratio(pairs: int, rounds: int) -> dict:
+    """Portable vs native step time, each measured in its own process, the two alternating."""
+    medians = {mode: [] for mode in MODES}
+    for _ in range(pairs):
+        for mode in MODES:
+            out = subprocess.run([sys.executable, __file__, "--kernels", mode, "--kernel-worker",
+                                  "--rounds", str(rounds)], capture_output=True, text=True, check=True,
+                                 env=ENVIRONMENT)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            medians[mode].append(res["median_s"])
+            print(f"kernels {mode:8s} ({res['capability']}) median step {1e3 * res['median_s']:7.1f} ms")
+    p, n = statistics.median(medians["portable"]), statistics.median(medians["native"])
+    print(f"kernels portable / native step time: {p / n:.3f} (Lite0, 72 px, batch 32, 1 thread; "
+          f"{pairs} processes each, {rounds} steps per process)")
+    return {"kernel_step_ratio": p / n, "kernel_step_ms.portable": 1e3 * p, "kernel_step_ms.native": 1e3 * n}
+
+
 def loader_speed(tmp: Path, workers=(0, 2), n_images: int = 96, batch_size: int = 32) -> dict:
     """Images/s of the paper-scale training pipeline alone, on a generated image_folder tree."""
     rng = np.random.default_rng(0)
@@ -152,8 +211,15 @@ def main() -> None:
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--skip-attention", action="store_true")
     ap.add_argument("--skip-loader", action="store_true")
+    ap.add_argument("--kernels", choices=MODES, default="portable", help="this process's kernel mode")
+    ap.add_argument("--skip-kernels", action="store_true", help="leave out portable vs native")
+    ap.add_argument("--kernel-pairs", type=int, default=3)
+    ap.add_argument("--kernel-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "bench.json"))
     args = ap.parse_args()
+    if args.kernel_worker:
+        kernel_worker(args.rounds)
+        return
     torch.set_num_threads(args.threads)
     common = [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}",
               f"trainer.batch_size={args.batch_size}", "trainer.device=cpu"]
@@ -170,6 +236,9 @@ def main() -> None:
             t.close()
         if not args.skip_loader:
             out.update(loader_speed(Path(tmp)))
+    if not args.skip_kernels:
+        out.update(kernel_ratio(args.kernel_pairs, args.rounds))
+    out["kernels"] = KERNELS["mode"]
     write_json(Path(args.out), out)
     print(f"wrote {args.out}")
 

@@ -30,13 +30,16 @@ def main(argv=None) -> int:
                     help="also pair the TRED rows with these methods, e.g. tred-full (the same stage 2 "
                          "toward the whole source map: the difference is what the disentanglement adds)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any expected run is missing")
+    ap.add_argument("--allow-mixed", action="store_true",
+                    help="pool runs of different kernel settings (trainer.kernels, CPU code paths, threads)")
     ap.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
     ap.add_argument("--wandb-project", default="tred")
     ap.add_argument("--wandb-entity", default=None)
     ap.add_argument("--wandb-mode", default=None, help="offline (default) | online; else WANDB_MODE")
     args = ap.parse_args(argv)
     try:
-        table = build_table(args.sweep_dir, digits=args.digits, against=tuple(args.against))
+        table = build_table(args.sweep_dir, digits=args.digits, against=tuple(args.against),
+                            allow_mixed=args.allow_mixed)
     except TredError as exc:  # nothing has been written yet
         print(f"error: {exc}", file=sys.stderr)
         return 2

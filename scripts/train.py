@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tred.errors import TredError
 from tred.io import atomic_write
+from tred.kernels import pin
 from tred.runlock import ParentWatch, RunInterrupted
 from tred.schema import check_overrides, register_resolvers
 
@@ -61,10 +62,11 @@ def main(cfg: DictConfig) -> float | None:
     try:
         hc = HydraConfig.get()
         check_overrides(hc.overrides.task)
+        kernels = pin(cfg.trainer.kernels)  # before torch is imported (in a sweep worker too)
         from tred.run import run  # late: bad input above fails before torch is imported
 
         with watch.running() if watch else contextlib.nullcontext():
-            result = run(cfg, hc.runtime.output_dir, explicit=hc.overrides.task, on_start=files)
+            result = run(cfg, hc.runtime.output_dir, explicit=hc.overrides.task, on_start=files, kernels=kernels)
     except TredError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("%s", exc)

@@ -33,8 +33,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from tred.io import atomic_write, read_json
+from tred.kernels import settings as kernel_settings
 from tred.methods import method_of_config
-from tred.tables.runs import main_weights, run_dirs
+from tred.tables.runs import TableError, check_kernels, main_weights, run_dirs
 
 WEIGHT = "weight"
 
@@ -67,6 +68,8 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
                      "seed": cfg["seed"], "status": result.get("status"), "code": code_label(result),
                      "threads": result.get("threads"),
                      "cpu": (result.get("machine") or {}).get("cpu_capability"),
+                     "kernels": kernel_settings(result.get("kernels"), result.get("machine")),
+                     "run_dir": str(d.relative_to(sweep)),
                      "val_acc": result.get("test_acc") if result.get("status") == "completed" else math.nan})
     if not rows:
         sys.exit(f"error: no tuning runs under {sweep}")
@@ -91,7 +94,8 @@ def provenance(df: pd.DataFrame) -> str:
         if len(known) < len(df):
             parts.append(f"not recorded ({len(df) - len(known)})")
         return ", ".join(parts) or "not recorded"
-    return f"code {counts('code')}; threads per run {counts('threads')}; CPU kernels {counts('cpu')}"
+    return (f"code {counts('code')}; threads per run {counts('threads')}; CPU kernels {counts('cpu')}; "
+            f"kernel settings {counts('kernels')}")
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -189,10 +193,17 @@ def main(argv=None) -> int:
     ap.add_argument("key", nargs="?", default=None,
                     help="config key of the swept value (default: each run's main regularizer weight)")
     ap.add_argument("--write", type=Path, default=None, help="write the chosen weights as a config here")
+    ap.add_argument("--allow-mixed", action="store_true",
+                    help="pool runs of different kernel settings (trainer.kernels, CPU code paths, threads)")
     args = ap.parse_args(argv)
     if not args.sweep_dir.is_dir():
         sys.exit(f"error: {args.sweep_dir} does not exist; run the tuning sweep first")
     df = collect(args.sweep_dir, args.key)
+    if not args.allow_mixed:
+        try:
+            check_kernels(df, args.sweep_dir)
+        except TableError as exc:
+            sys.exit(f"error: {exc}")
     table = summarize(df)
     chosen = choose(table)
     shown = table.drop(columns="scale").round(2)

@@ -13,6 +13,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+from tred.kernels import pin  # noqa: E402
+
+# The suite's process computes as a portable run does (trainer.kernels's default), so that runs
+# made in this process may pin it; the kernel tests start their own processes for the other modes.
+pin("portable")
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402

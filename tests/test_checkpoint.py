@@ -174,6 +174,14 @@ def test_a_setting_added_later_with_its_default_is_no_difference():
     assert config_diff(old, changed) == ["dataset.validation: '<unset>' -> True"]
 
 
+def test_a_run_from_before_the_kernel_mode_is_another_config():
+    """Runs made before trainer.kernels existed computed natively: the portable default must not
+    skip them as complete, nor resume their checkpoints."""
+    old = {"seed": 0, "trainer": {"lr": 0.1}}
+    assert config_diff(old, {"seed": 0, "trainer": {"lr": 0.1, "kernels": "portable"}}) == [
+        "trainer.kernels: '<unset>' -> 'portable'"]
+
+
 # ------------------------------------------------- a real scripts/train.py, SIGKILLed, resumed
 ARGS = ["experiment=smoke", "dataset.test_per_class=10", "trainer.max_iters=30", "trainer.log_every=1",
         "trainer.checkpoint_every=1", "trainer.keep_checkpoint=true", "trainer.threads=1"]

@@ -27,6 +27,8 @@ def test_launcher_configs_compose(monkeypatch):
     monkeypatch.setenv("TRED_SLURM_PARTITION", "gpu")
     monkeypatch.delenv("TRED_SLURM_GPUS", raising=False)
     assert hydra_cfg("hydra/launcher=parallel").launcher.n_jobs == 3
+    monkeypatch.delenv("TRED_JOBS")
+    assert hydra_cfg("hydra/launcher=parallel").launcher.n_jobs == len(os.sched_getaffinity(0))  # one job per core
     slurm = hydra_cfg("hydra/launcher=slurm").launcher
     assert slurm.partition == "gpu" and slurm.gpus_per_task == 1 and slurm.account is None
     assert slurm._target_.endswith("SlurmLauncher")

@@ -32,7 +32,11 @@ def test_smoke_run_writes_the_contract(tmp_path, smoke):
     assert set(result["versions"]) == {"python", "torch", "torchvision", "timm", "numpy"}
     assert result["versions"]["torch"] == torch.__version__
     assert result["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert set(result["machine"]) == {"arch", "cpu", "cpu_capability"}
+    assert set(result["machine"]) == {"arch", "cpu", "vendor", "cpu_offers", "cpu_capability"}
+    # the kernel mode in force (this suite's process is portable, as conftest pinned it)
+    kernels = result["kernels"]
+    assert kernels["mode"] == "portable" and kernels["cpu_capability"] == "AVX2" == result["machine"]["cpu_capability"]
+    assert kernels["threads"] == result["threads"] and kernels["environment"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
     code = result["code_version"]  # the tests run from a git checkout
     assert len(code["commit"]) == 40 and isinstance(code["dirty"], bool)
     assert isinstance(result["warnings"], list)

@@ -139,7 +139,12 @@ def test_runs_on_different_cpu_kernels_are_told_apart(tmp_path):
     for seed, isa in enumerate(("AVX512", "AVX2")):
         write_run(root, "l2", "digits", seed, 60.0, extra={"threads": 1, "versions": {"torch": "2.14.1"},
                                                             "machine": {"cpu_capability": isa}})
-    md = to_markdown(build_table(root))
+    with pytest.raises(TableError, match=r"different kernel settings \(native AVX2 \(unrecorded\): 1 run\(s\), "
+                                         r"e\.g\. l2/digits/sr1\.0/seed1; native AVX512 \(unrecorded\): 1 run"):
+        build_table(root)
+    md = to_markdown(build_table(root, allow_mixed=True))
+    assert ("runs differ in kernel settings (pooled with --allow-mixed): native AVX2 (unrecorded) | "
+            "native AVX512 (unrecorded)") in md
     assert "runs differ in versions: cpu AVX2, torch 2.14.1 | cpu AVX512, torch 2.14.1." in md
 
 

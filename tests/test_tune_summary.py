@@ -122,7 +122,12 @@ def test_the_mean_over_seeds_decides_and_the_header_says_which_runs(tmp_path):
                   for s, a in scores.items()}
         add_seed(sweep, 1, second, method)
     out = tmp_path / "t.yaml"
-    assert tune_summary.main([str(sweep), "--write", str(out)]) == 0
+    # seed 1's completed runs say AVX512, seed 0's say nothing: different kernel settings, not pooled unasked
+    with pytest.raises(SystemExit, match=r"different kernel settings \(native AVX512 \(unrecorded\): 15 run\(s\), "
+                                         r"e\.g\. l2/flowers102/sr0\.25/seed1/weight_scale=0\.001.*--allow-mixed"):
+        tune_summary.main([str(sweep), "--write", str(out)])
+    assert not out.exists()
+    assert tune_summary.main([str(sweep), "--write", str(out), "--allow-mixed"]) == 0
     text = out.read_text()
     # l2 at 1e-5: (51 + 60) / 2 = 55.5 beats 1e-6's (52 + 52) / 2
     assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 52.00 | 1e-05 55.50* | 0.0001 49.00\n" in text
@@ -130,7 +135,8 @@ def test_the_mean_over_seeds_decides_and_the_header_says_which_runs(tmp_path):
     assert "seeds 0, 1)" in text
     # seed 0's fake runs record none of them; seed 1's say commit abcdef0, 1 thread, AVX512
     assert ("# The runs' code abcdef0 (16), not recorded (16); threads per run 1 (16), not recorded (16); "
-            "CPU kernels AVX512 (16), not recorded (16).\n") in text
+            "CPU kernels AVX512 (16), not recorded (16); kernel settings native AVX512 (unrecorded) (16), "
+            "native unknown (unrecorded) (16).\n") in text
 
 
 def test_a_value_missing_a_seed_is_never_chosen(tmp_path):
@@ -139,6 +145,6 @@ def test_a_value_missing_a_seed_is_never_chosen(tmp_path):
         add_seed(sweep, 1, scores, method)
     shutil.rmtree(sweep / "l2" / "flowers102" / "sr0.25" / "seed1" / "weight_scale=0.01")  # l2's best, 52.0
     out = tmp_path / "t.yaml"
-    assert tune_summary.main([str(sweep), "--write", str(out)]) == 0
+    assert tune_summary.main([str(sweep), "--write", str(out), "--allow-mixed"]) == 0
     text = out.read_text()
     assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 1 of its runs missing | 1e-05 51.00* | 0.0001 49.00\n" in text

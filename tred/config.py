@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from tred.errors import ConfigError
+from tred.kernels import MODES as KERNEL_MODES
 from tred.methods import method_name
 from tred.regularizers import REGISTRY
 from tred.schema import GROUP_SCHEMAS, TopConfig, check_overrides
@@ -161,6 +162,8 @@ def check_ranges(cfg: DictConfig) -> None:
         check_disentangle(cfg.disentangle)
     if t.penalty_check not in PENALTY_CHECKS:
         raise ConfigError(f"trainer.penalty_check={t.penalty_check!r}; valid: {list(PENALTY_CHECKS)}")
+    if t.kernels not in KERNEL_MODES:
+        raise ConfigError(f"trainer.kernels={t.kernels!r}; valid: {', '.join(KERNEL_MODES)}")
     if t.device not in ("auto", "cpu") and not t.device.startswith("cuda"):
         raise ConfigError(f"trainer.device={t.device!r}; valid: auto, cpu, cuda, cuda:N")
 

@@ -49,26 +49,46 @@ def versions() -> dict:
             "timm": _version("timm"), "numpy": numpy.__version__}
 
 
-def _cpu_model() -> str | None:
+def _cpuinfo(key: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or None
+    return None
+
+
+def _widest_isa(flags: str | None) -> str | None:
+    """The widest x86 vector instruction set the CPU offers (what `native` kernels may use)."""
+    have = set((flags or "").split())
+    return next((name for flag, name in (("avx512f", "AVX512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse2", "SSE2"))
+                 if flag in have), None)
+
+
+def _cpu_model() -> str | None:
+    return _cpuinfo("model name") or platform.processor() or None
 
 
 def machine() -> dict:
-    """The CPU a run computed on: its model and the vector instruction set torch's kernels chose
-    (`cpu_capability`, e.g. AVX512). Kernels for different instruction sets may round sums
+    """The CPU a run computed on: its model, vendor, the widest vector instruction set it offers
+    (`cpu_offers`) and the one torch's ATen kernels chose (`cpu_capability`, e.g. AVX512; AVX2 under
+    trainer.kernels=portable). Kernels for different instruction sets may round sums
     differently, so a run that is bit-exact on one machine need not be on another: a result that
     does not reproduce elsewhere is first compared here."""
     try:
         capability = torch.backends.cpu.get_cpu_capability()
     except Exception:  # noqa: BLE001 - older torch
         capability = None
-    return {"arch": platform.machine() or None, "cpu": _cpu_model(), "cpu_capability": capability}
+    out = {"arch": platform.machine() or None, "cpu": _cpu_model(), "vendor": _cpuinfo("vendor_id"),
+           "cpu_offers": _widest_isa(_cpuinfo("flags")), "cpu_capability": capability}
+    try:
+        if torch.cuda.is_available():  # the kernel mode pins CPU code paths only: name what ran instead
+            out["gpu"] = {"name": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
+                          "cudnn": torch.backends.cudnn.version()}
+    except Exception:  # noqa: BLE001 - provenance never fails a run
+        pass
+    return out
 
 
 def provenance() -> dict:

@@ -27,6 +27,9 @@ from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError, DataError, OutputError
 from tred.io import atomic_write, read_json, remove_stray_temps, write_json
+from tred.kernels import check as check_kernels
+from tred.kernels import pin
+from tred.kernels import settings as kernel_settings
 from tred.loggers import build_sinks
 from tred.methods import method_of_config
 from tred.models import build_models, resolve_layers
@@ -109,21 +112,29 @@ def check_split(resume: dict | None, digest: str, run_dir: Path, dataset: str) -
                         "refusing to resume: pass resume=never to start this run over")
 
 
-def setup_context(cfg: DictConfig, model, source, data, device, run_dir, metrics) -> SetupContext:
-    """What the regularizers' `setup` (and through it stage 1) gets from this run."""
+def setup_context(cfg: DictConfig, model, source, data, device, run_dir, metrics, kernels: dict | None = None
+                  ) -> SetupContext:
+    """What the regularizers' `setup` (and through it stage 1) gets from this run. A stage cache
+    entry is keyed by the kernel settings too: a native entry never serves a portable run."""
     plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    kernels = kernels or {"mode": cfg.trainer.kernels}
     return SetupContext(model, source, data, device, run_dir, Path(cfg.cache_dir), metrics, seed=cfg.seed,
-                        identity={"backbone": plain(cfg.backbone), "dataset": plain(cfg.dataset)},
+                        identity={"backbone": plain(cfg.backbone), "dataset": plain(cfg.dataset),
+                                  "kernels": kernel_settings({**kernels, "threads": None})},
                         trainer=cfg.trainer, disentangle=cfg.disentangle)
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt: Checkpointer,
-                       resume: dict | None, stop: StopSignals) -> dict:
+                       resume: dict | None, stop: StopSignals, kernels: dict) -> dict:
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
     seed_everything(cfg.seed, t.deterministic)
     device = pick_device(t.device)
+    kernels = check_kernels(kernels, str(device))
+    for var, old in kernels["overridden"].items():
+        log.warning("trainer.kernels=portable: %s=%s from the environment overridden with %s", var, old,
+                    kernels["environment"].get(var))
     data = build_data(cfg.dataset, cfg.seed, t.num_workers)  # every image decoded before training
     data.batches_per_epoch(t.batch_size)
     check_split(resume, data.split_digest, run_dir, cfg.dataset.name)
@@ -135,8 +146,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     source.to(device)
 
     info: dict = {"train_size": data.train_size, "test_size": data.test_size, "num_classes": data.num_classes,
-                  "split_digest": data.split_digest, "device": str(device)}
-    ctx = setup_context(cfg, model, source, data, device, run_dir, metrics)
+                  "split_digest": data.split_digest, "device": str(device), "kernels": kernels}
+    ctx = setup_context(cfg, model, source, data, device, run_dir, metrics, kernels)
     t0 = time.perf_counter()
     for r in regs:
         info.update(r.setup(ctx))
@@ -170,17 +181,22 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     return info
 
 
-def run(cfg: DictConfig, run_dir: str | os.PathLike, explicit=(), on_start=None) -> dict:
+def run(cfg: DictConfig, run_dir: str | os.PathLike, explicit=(), on_start=None, kernels: dict | None = None) -> dict:
     """Train and evaluate one config in `run_dir`; returns the result dict (also in result.json).
     `explicit`: the command-line / sweep overrides (`key=value`), see `validate`.
     `on_start(run_dir)`: called under the lock once the run will really run (not when it is
     skipped or refused), before it writes anything else: scripts/train.py's train.log and .hydra/.
+    `kernels`: the record of `tred.kernels.pin(cfg.trainer.kernels)`, made before torch was
+    imported (scripts/train.py); None pins here, which works only where nothing has initialized
+    torch with other settings (else a `KernelsError`).
 
     A finished run directory is never written to when the run is skipped (same config) or
     refused (another config): that check reads only, before the lock (whose file records its
     holder). A directory that cannot be written is an `OutputError`, before any work.
     """
     cfg = validate(cfg, explicit)
+    if kernels is None:
+        kernels = pin(cfg.trainer.kernels)
     run_dir = Path(run_dir)
     if cfg.resume == "auto":
         done = _skip(run_dir, cfg)
@@ -192,7 +208,7 @@ def run(cfg: DictConfig, run_dir: str | os.PathLike, explicit=(), on_start=None)
     except OSError as exc:
         raise unwritable(run_dir, exc) from None
     try:
-        return _run_locked(cfg, run_dir, on_start)
+        return _run_locked(cfg, run_dir, on_start, kernels)
     finally:
         lock.release()
 
@@ -220,7 +236,7 @@ def check_writable(run_dir: Path) -> None:
         raise unwritable(run_dir, exc) from None
 
 
-def _run_locked(cfg: DictConfig, run_dir: Path, on_start=None) -> dict:
+def _run_locked(cfg: DictConfig, run_dir: Path, on_start, kernels: dict) -> dict:
     t = cfg.trainer
     ckpt = Checkpointer(run_dir, OmegaConf.to_container(cfg, resolve=True), t.checkpoint_every, t.max_iters)
     resume = None
@@ -251,7 +267,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, on_start=None) -> dict:
     start = time.perf_counter()
     try:
         with StopSignals() as stop:
-            result.update(train_and_evaluate(cfg, run_dir, metrics, ckpt, resume, stop))
+            result.update(train_and_evaluate(cfg, run_dir, metrics, ckpt, resume, stop, kernels))
         result["status"] = "completed"
     except (KeyboardInterrupt, SystemExit):  # signals, submitit requeue: incomplete, resumable, not failed
         raise

@@ -35,6 +35,10 @@ OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer
                     "trainer.checkpoint_every", "trainer.keep_checkpoint", "trainer.num_workers",
                     "trainer.device", "trainer.threads", "dataset.root", "dataset.download")
 
+# Keys added later whose default does *not* keep the old behaviour: a config without them is a
+# different config (runs made before trainer.kernels existed were native, the default is portable).
+NOT_OLD_BEHAVIOUR = ("trainer.kernels",)
+
 
 def flatten(node, prefix: str = "") -> dict:
     if isinstance(node, dict):
@@ -53,7 +57,7 @@ def config_diff(old: dict, new: dict) -> list[str]:
     """
     a, b, defaults = flatten(old), flatten(new), flatten(schema_defaults())
     free = lambda k: any(k == o or k.startswith(o + ".") for o in OPERATIONAL_KEYS)  # noqa: E731
-    added = lambda k: k not in a and k in defaults and b.get(k) == defaults[k]  # noqa: E731
+    added = lambda k: k not in a and k not in NOT_OLD_BEHAVIOUR and k in defaults and b.get(k) == defaults[k]  # noqa: E731
     keys = sorted(k for k in a.keys() | b.keys()
                   if not free(k) and not added(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]

@@ -270,6 +270,7 @@ def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: 
         "version": 2,  # 2: the entry keeps its compute time
         "backbone": identity["backbone"],
         "dataset": identity["dataset"],
+        "kernels": identity.get("kernels"),  # the CPU code paths that computed it (tred/kernels.py)
         "seed": seed,
         "head": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum},
         "batches": batches, "temperature": temperature, "layers": layers,

@@ -114,6 +114,12 @@ def provenance_note(table: Table) -> str:
                          "bit for bit only with the same launcher settings")
         else:
             parts.append(f"threads per run {threads[0]}")
+    if "kernels" in done:
+        settings = sorted({v for v in done["kernels"].dropna() if v})
+        if len(settings) == 1:
+            parts.append(f"kernels {settings[0]}")
+        elif settings:
+            parts.append(f"runs differ in kernel settings (pooled with --allow-mixed): {' | '.join(settings)}")
     if "versions" in done:
         versions = sorted({v for v in done["versions"].dropna() if v})
         if len(versions) == 1:

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from tred.errors import TredError
 from tred.io import read_json
+from tred.kernels import settings as kernel_settings
 from tred.methods import method_name, method_of_config, method_order
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -47,8 +48,10 @@ def run_dirs(sweep_dir: Path, files: tuple[str, ...] = RUN_FILES) -> list[Path]:
     return sorted({p.parent for name in files for p in sweep_dir.rglob(name) if is_run_file(p, sweep_dir)})
 
 
-def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per run directory (result.json, or config.yaml only = unfinished)."""
+def load_runs(sweep_dir: str | Path, allow_mixed: bool = False) -> pd.DataFrame:
+    """One row per run directory (result.json, or config.yaml only = unfinished). Completed runs
+    of different kernel settings (`kernels`: mode, code paths, threads) are refused unless
+    `allow_mixed` (`check_kernels`)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise TableError(f"sweep directory {sweep_dir} does not exist; run the sweep first "
@@ -74,7 +77,25 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
     runs["sample_rate"] = runs["sample_rate"].astype(float)
     runs["seed"] = runs["seed"].astype(int)
     _check_one_experiment(runs, configs, sweep_dir)
+    if not allow_mixed:
+        check_kernels(runs, sweep_dir)
     return runs
+
+
+def check_kernels(runs: pd.DataFrame, where: Path | str, listed: int = 3) -> None:
+    """Numbers computed on different CPU code paths or thread counts differ by up to points
+    (tred/kernels.py): a table or a tuning choice pools them only when told to (--allow-mixed)."""
+    if "kernels" not in runs:
+        return
+    done = runs[runs["status"] == "completed"]
+    groups = done.groupby("kernels")["run_dir"].apply(list)
+    if len(groups) < 2:
+        return
+    listing = "; ".join(f"{setting}: {len(dirs)} run(s), e.g. {', '.join(dirs[:listed])}"
+                        for setting, dirs in groups.items())
+    raise TableError(f"runs in {where} were computed with different kernel settings ({listing}); re-run "
+                     "the odd ones in one setting (trainer.kernels, trainer.threads) or pass --allow-mixed "
+                     "to pool them anyway")
 
 
 def main_weights(cfg: dict) -> list[tuple[str, str, float]]:
@@ -124,6 +145,7 @@ def _read_result(path: Path) -> dict:
     if (res.get("machine") or {}).get("cpu_capability"):
         versions["cpu"] = res["machine"]["cpu_capability"]  # CPU kernels: results may differ between them
     out["versions"] = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else ""
+    out["kernels"] = kernel_settings(res.get("kernels"), res.get("machine"))
     return out
 
 

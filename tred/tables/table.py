@@ -76,9 +76,9 @@ def paired_columns(table: Table) -> list[str]:
 
 
 def build_table(sweep_dir: str | Path, digits: int = 1, configs: Path = CONFIGS,
-                against: tuple[str, ...] = ()) -> Table:
+                against: tuple[str, ...] = (), allow_mixed: bool = False) -> Table:
     sweep_dir = Path(sweep_dir)
-    runs = load_runs(sweep_dir)
+    runs = load_runs(sweep_dir, allow_mixed=allow_mixed)
     grid = expected_grid(runs, sweep_dir, configs)
     several = len(grid.rates) > 1
     done = runs[runs["status"] == "completed"]
