@@ -69,6 +69,12 @@ def report(rows) -> str:
     return "\n".join(lines)
 
 
+def describe(record: dict) -> str:
+    m, v = record.get("machine") or {}, record.get("versions") or {}
+    return (f"{m.get('cpu')} ({m.get('vendor')}, offers {m.get('cpu_offers')}, kernels used "
+            f"{m.get('cpu_capability')}), torch {v.get('torch')}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--record", action="store_true", help=f"write the obtained values to {EXPECTED.name}")
@@ -94,10 +100,7 @@ def main(argv=None) -> int:
     print(report(rows))
     bad = sum(not r[4] for r in rows)
     mine = next(iter(obtained.values()), {})
-    print(f"expected: recorded {expected.get('recorded')} on {expected['machine'].get('cpu')} "
-          f"({expected['machine'].get('cpu_capability')}), torch {expected['versions'].get('torch')}; "
-          f"this machine: {(mine.get('machine') or {}).get('cpu')} ({(mine.get('machine') or {}).get('cpu_capability')}),"
-          f" torch {(mine.get('versions') or {}).get('torch')}")
+    print(f"expected: recorded {expected.get('recorded')} on {describe(expected)}; this machine: {describe(mine)}")
     if bad:
         print(f"{bad} of {len(rows)} values differ: this machine does not reproduce the tables' numbers bit for bit "
               "(compare the versions and CPU above; docs/reliability.md, 'Numbers that travel')")
