@@ -50,17 +50,19 @@ def accuracy_vs_rate(table: Table, out: Path) -> list[Path]:
     if len(table.grid.rates) < 2:
         return []
     datasets = table.grid.datasets
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets) + 2.5, 3.8), squeeze=False)
+    colors = _method_colors(table.grid.methods)  # the same colour per method as accuracy_bars
     for ax, d in zip(axes[0], datasets):
         for m in table.grid.methods:
             sub = table.stats[(table.stats.method == m) & (table.stats.dataset == d)].sort_values("sample_rate")
-            ax.errorbar(sub["sample_rate"] * 100, sub["mean"], yerr=sub["std"].fillna(0),
+            ax.errorbar(sub["sample_rate"] * 100, sub["mean"], yerr=sub["std"].fillna(0), color=colors[m],
                         marker="o", capsize=2, label=display_name(m))
         ax.set_title(d)
         ax.set_xlabel("sampling rate (% of training set)")
         ax.set_ylabel("top-1 test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize="small")
+    # outside the panels: with ten methods a legend inside covers the curves
+    axes[0][-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return [_save(fig, out / "accuracy_vs_sample_rate.png")]
 
 
@@ -115,7 +117,10 @@ def paired_differences(table: Table, out: Path) -> list[Path]:
         return []
     methods = [m for m in table.grid.methods if m != FINETUNE]
     cols = paired_columns(table)
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.45 * len(methods) * max(1, len(cols) / 2)))
+    labels = [display_name(m) for m in methods]
+    # room for the row labels (left) and the legend (right) besides a 4.5-inch plot
+    width = 4.5 + 0.09 * max(map(len, labels), default=0) + (1.6 if len(cols) > 1 else 0)
+    fig, ax = plt.subplots(figsize=(width, 1.3 + 0.45 * len(methods) * max(1, len(cols) / 2)))
     step = 0.7 / max(len(cols), 1)
     colors = plt.get_cmap("tab10").colors
     for j, c in enumerate(cols):
@@ -130,21 +135,22 @@ def paired_differences(table: Table, out: Path) -> list[Path]:
             hi.append(0 if math.isnan(p.high) else p.high - p.mean)
         ax.errorbar(means, ys, xerr=[lo, hi], fmt="o", capsize=3, color=colors[j % len(colors)], label=c)
     ax.axvline(0, color="black", lw=1)
-    ax.set_yticks(range(len(methods)), [display_name(m) for m in methods])
-    ax.invert_yaxis()
-    ax.set_xlabel("difference to fine-tuning (points), paired by seed, 95% interval")
+    ax.set_yticks(range(len(methods)), labels)
+    ax.set_ylim(len(methods) - 0.5, -0.5)  # first method on top; a row's outer markers stay inside
+    ax.set_xlabel("difference to fine-tuning (points)\npaired by seed, 95% interval")
     n = len(table.grid.seeds)
-    ax.set_title(f"Paired difference to fine-tuning ({n} seed{'s' if n != 1 else ''}; no bar: one pair)")
+    ax.set_title(f"Paired difference to fine-tuning\n({n} seed{'s' if n != 1 else ''}; no bar: one pair)")
     ax.grid(axis="x", alpha=0.3)
     if len(cols) > 1:
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return [_save(fig, out / "paired_difference_vs_finetune.png")]
 
 
-def training_curves(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
+def training_curves(runs: pd.DataFrame, sweep_dir: Path, out: Path, methods=None) -> list[Path]:
     """Training accuracy (augmented batches, `train_acc` of metrics.csv) and cross-entropy against
     the iteration, one line per method (mean over seeds), one panel pair per column: where the
-    fine-tuning regime overfits (accuracy ~100% long before the end) shows here."""
+    fine-tuning regime overfits (accuracy ~100% long before the end) shows here. `methods`: the
+    table's methods, whose order fixes the colours (as in accuracy_bars); default: the runs'."""
     frames = []
     for r in runs.itertuples():
         f = Path(sweep_dir) / r.run_dir / "metrics.csv"
@@ -160,21 +166,27 @@ def training_curves(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path
         return []
     df = pd.concat(frames, ignore_index=True)
     datasets = sorted(df["dataset"].unique())
-    fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 6.4), squeeze=False, sharex="col")
-    colors = _method_colors(sorted(df["method"].unique()))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets) + 2.5, 6.4), squeeze=False,
+                             sharex="col")
+    order = method_order(list(methods if methods is not None else df["method"].unique()))
+    order += sorted(set(df["method"]) - set(order))
+    colors = _method_colors(order)
     for j, d in enumerate(datasets):
-        for m, sub in df[df.dataset == d].groupby("method"):
+        for m in order:
+            sub = df[(df.dataset == d) & (df.method == m)]
+            if sub.empty:
+                continue
             curve = sub.groupby("iter")[["train_acc", "ce"]].mean()
             axes[0][j].plot(curve.index, curve["train_acc"], color=colors[m], label=display_name(m))
             axes[1][j].plot(curve.index, curve["ce"], color=colors[m])
-        axes[0][j].set_title(f"{d}: training accuracy (augmented batches)")
+        axes[0][j].set_title(f"{d}: training accuracy\n(augmented batches)")
         axes[0][j].set_ylabel("train accuracy (%)")
         axes[1][j].set_ylabel("cross-entropy")
         axes[1][j].set_yscale("log")
         axes[1][j].set_xlabel("iteration")
         for ax in axes[:, j]:
             ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize="small", loc="lower right")
+    axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # not over the curves
     return [_save(fig, out / "training_curves.png")]
 
 
@@ -214,7 +226,9 @@ def stage1_checks(runs: pd.DataFrame, sweep_dir: Path, out: Path) -> list[Path]:
     ax.invert_yaxis()
     ax.set_xlabel("accuracy on the diagnostics split (%)")
     ax.set_title("Stage 1: z_r should keep the target information, z_i lose it")
-    ax.legend(fontsize="small", loc="lower right")
+    # under the figure (kept by _save's tight bounding box): inside, it covers the last method's bars
+    fig.legend(*ax.get_legend_handles_labels(), fontsize="small", loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=4)
     ax.grid(axis="x", alpha=0.3)
     gaps = df.loc[methods, "gap"].astype(float)
     ax_gap.scatter(gaps, y, color="black", zorder=3)
@@ -238,12 +252,14 @@ def _method_colors(methods) -> dict:
 def all_plots(table: Table, sweep_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     return [*accuracy_bars(table, out), *accuracy_vs_rate(table, out), *paired_differences(table, out),
-            *training_curves(table.runs, sweep_dir, out), *stage1_checks(table.runs, sweep_dir, out),
+            *training_curves(table.runs, sweep_dir, out, table.grid.methods),
+            *stage1_checks(table.runs, sweep_dir, out),
             *stage1_diagnostics(table.runs, sweep_dir, out)]
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    # the saved image grows to hold every title, label and outside legend: nothing is cut at an edge
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return path
