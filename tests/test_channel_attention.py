@@ -6,14 +6,13 @@ import torch
 from torch import nn
 
 import tred.stage1.channel_attention as ca
+from tests.nets import small_resnet, source_of
 from tred.errors import ConfigError
 from tred.models.backbones import Backbone
 from tred.models.hooks import FeatureTaps
 from tred.models.inference import inference_copy
-from tests.nets import small_resnet, source_of
 from tred.models.network import frozen_copy
 from tred.models.suffix import network_suffix
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,8 +12,8 @@ from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError
 from tred.models import build_models
 from tred.regularizers import build_regularizers
-from tred.run import setup_context
 from tred.regularizers.l2sp import sp_parameters
+from tred.run import setup_context
 
 FAST = ["dataset.test_per_class=2", "trainer.max_iters=2", "trainer.log_every=1"]
 DELTA_FAST = ["regularizer.delta.attention_epochs=1", "regularizer.delta.attention_batches=1"]

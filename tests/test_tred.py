@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import csv
-import os
 import json
+import os
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from conftest import compose_cfg
 from tred.config import validate
-from tred.schema import DisentangleConfig
-from tred.stage1.disentangler import Disentangler
-from tred.stage1.disentangle import evaluate_stage1, train_disentangler
 from tred.errors import ConfigError
 from tred.regularizers import REGISTRY, build_regularizers
 from tred.regularizers.base import Step
+from tred.schema import DisentangleConfig
+from tred.stage1.disentangle import evaluate_stage1, train_disentangler
+from tred.stage1.disentangler import Disentangler
 from tred.stage1.estimators import mmd2
-from conftest import compose_cfg
 
 
 class IdentitySource(nn.Module):
@@ -143,7 +143,8 @@ def test_penalty_is_the_delta_distance_to_the_chosen_reference():
     head_term = 0.2 * 0.5 * float(head.weight.detach().pow(2).sum())
 
     full = make_tred("full").penalty(step)
-    by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - fm_s[b, c]).detach() ** 2).sum()) / 4 for b in range(3) for c in range(4))
+    by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - fm_s[b, c]).detach() ** 2).sum()) / 4
+                              for b in range(3) for c in range(4))
     assert float(full["tred_fm"].detach()) == pytest.approx(by_hand, rel=1e-5)
     assert float(full["tred_head"].detach()) == pytest.approx(head_term, rel=1e-6)
 
@@ -152,7 +153,8 @@ def test_penalty_is_the_delta_distance_to_the_chosen_reference():
     reg.disentangler = Disentangler({"feat": 4}, 2).eval().requires_grad_(False)
     with torch.no_grad():
         ref = reg.disentangler["feat"].relevant(fm_s.clone())
-    by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - ref[b, c]).detach() ** 2).sum()) / 4 for b in range(3) for c in range(4))
+    by_hand = 0.3 * 0.5 * sum(float(((fm_t[b, c] - ref[b, c]).detach() ** 2).sum()) / 4
+                              for b in range(3) for c in range(4))
     terms = reg.penalty(step)
     assert float(terms["tred_fm"].detach()) == pytest.approx(by_hand, rel=1e-5)
     terms["tred_fm"].backward()  # the gradient reaches the trained network only
@@ -175,8 +177,8 @@ def test_default_recipe():
     assert list(cfg.regularizer.tred.layers) == list(cfg.backbone.feature_layers)
 
 
-SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle.diagnostics_max_images=64", "disentangle.probe_steps=20",
-                "disentangle.club_hidden=32"]
+SMALL_STAGE1 = ["dataset.test_per_class=5", "disentangle.epochs=2", "disentangle.diagnostics_max_images=64",
+                "disentangle.probe_steps=20", "disentangle.club_hidden=32"]
 DIAGNOSTICS = ["disentangle_ce", "disentangle_acc", "disentangle_rec", "disentangle_mmd2", "disentangle_mi",
                "disentangle_relevant_test_acc", "source_probe_test_acc", "disentangle_cache_hit", "stage1_time_s",
                "disentangle_reference_gap", "disentangle_irrelevant_probe_test_acc",
@@ -249,7 +251,8 @@ def test_relative_distance_is_scale_free():
     head = nn.Linear(6, 2)
 
     def term(t, s):
-        return float(tred.penalty(Step(nn.ModuleDict({"head": head}), None, None, None, {"feat": t}, {"feat": s}))["tred_fm"])
+        step = Step(nn.ModuleDict({"head": head}), None, None, None, {"feat": t}, {"feat": s})
+        return float(tred.penalty(step)["tred_fm"])
 
     by_hand = float(((fm_t - fm_s) ** 2).sum() / (fm_s ** 2).sum())
     assert term(fm_t, fm_s) == pytest.approx(by_hand, rel=1e-6)

@@ -23,8 +23,8 @@ class TransferNet(nn.Module):
         return self.head(feats), feats
 
 
-def frozen_copy(backbone: Backbone) -> Backbone:
-    """The source model w0: a copy in eval mode with no gradients."""
+def frozen_copy(backbone: nn.Module) -> nn.Module:
+    """The source model w0: a copy (of a Backbone, or any network: tred.library) in eval mode with no gradients."""
     source = copy.deepcopy(backbone).eval()
     for p in source.parameters():
         p.requires_grad_(False)

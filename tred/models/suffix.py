@@ -1,14 +1,16 @@
 """The rest of a timm network after a named layer, so that only that part is recomputed.
 
-`network_suffix(body, layer)` returns `f` with `f(FM_layer(x)) == body(x)` (the pooled
-feature). It works for layers inside the known top-level sequence of a timm EfficientNet or
-ResNet body, down through nested `nn.Sequential` containers (`blocks.3`, `blocks.3.1`,
-`layer2`, `layer2.0`); anything else raises a `ConfigError` listing what is supported.
+`network_suffix(body, layer)` returns `f` with `f(FM_layer(x)) == body.forward_head(...,
+pre_logits=True)`, the pooled feature (`body(x)` itself for the pipeline's bodies, built with
+`num_classes=0`; a timm model that keeps its classifier works too). It works for layers inside
+the known top-level sequence of a timm EfficientNet or ResNet body, down through nested
+`nn.Sequential` containers (`blocks.3`, `blocks.3.1`, `layer2`, `layer2.0`); anything else raises
+a `ConfigError` listing what is supported (`has_suffix` asks without raising).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,7 +26,8 @@ TOP_LEVEL = {
 
 def _stages(body: nn.Module, layer: str) -> tuple[str, ...]:
     stages = TOP_LEVEL.get(type(body).__name__)
-    if stages is None:
+    # timm's classes only: torchvision's ResNet has the same name but other module names.
+    if stages is None or not type(body).__module__.startswith("timm."):
         raise ConfigError(f"recomputing the network after `{layer}` is supported for timm "
                           f"{sorted(TOP_LEVEL)} bodies, not {type(body).__name__}")
     if getattr(body, "grad_checkpointing", False):
@@ -59,6 +62,15 @@ def network_suffix(body: nn.Module, layer: str) -> Callable[[torch.Tensor], torc
     def suffix(fm: torch.Tensor) -> torch.Tensor:
         for m in modules:
             fm = m(fm)
-        return body.forward_head(fm)
+        return body.forward_head(fm, pre_logits=True)  # the pooled feature, not the classifier's logits
 
     return suffix
+
+
+def has_suffix(body: nn.Module, layer: str) -> bool:
+    """Whether `network_suffix(body, layer)` exists (a timm EfficientNet or ResNet, a layer it supports)."""
+    try:
+        suffix_modules(body, layer)
+    except ConfigError:
+        return False
+    return True

@@ -13,9 +13,14 @@ into the convolutions, channels_last), and a 1x1 convolution that reads the laye
 is replaced by one outer product per zeroed channel (linearity: `_ZeroedInputConv`). Every step
 is exact in real arithmetic; in float32 the scores differ from the reference by rounding.
 `channel_scores_naive` (one full forward per channel on the unmodified source) is the reference
-the tests compare to.
+the tests compare to. A network without a known suffix (any but timm's EfficientNet and ResNet:
+torchvision's, your own) is scored by whole forwards of the batch stacked once per zeroed
+channel (`_ForwardScorer`), exact too, slower.
 Departure, for speed: the head is trained on the pooled source features of the un-augmented
 training images, computed once, instead of re-running the backbone on augmented batches.
+
+`fit_channel_attention` is the whole procedure on plain (images, labels) batches: the pipeline
+(`channel_attention`, cached) and `tred.library` (`DELTA.fit_attention`) both call it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from itertools import islice
 from typing import NamedTuple
 
 import torch
@@ -32,7 +38,7 @@ from torch import nn
 from tred.cache import cached
 from tred.models.hooks import FeatureTaps, resolve_layers
 from tred.models.inference import FoldMismatch, inference_copy
-from tred.models.suffix import network_suffix
+from tred.models.suffix import has_suffix, network_suffix
 
 log = logging.getLogger(__name__)
 # Elements of stacked zeroed maps per suffix forward: bounds memory; 2^19 was fastest for Lite0 at
@@ -143,8 +149,9 @@ class _LayerScorer:
             for (parent, attr), conv in zip(places, originals):
                 setattr(parent, attr, conv)
 
-    def __call__(self, head: nn.Module, fm: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fm = fm.contiguous(memory_format=self.format)
+    def __call__(self, head: nn.Module, fm: torch.Tensor, y: torch.Tensor,
+                 x: torch.Tensor | None = None) -> torch.Tensor:
+        fm = fm.contiguous(memory_format=self.format)  # (x, the images: read by `_ForwardScorer` only)
         base = self._base_loss(head, fm, y)
         per = max(1, CHUNK_ELEMS // fm.numel())
         chans = torch.arange(fm.shape[1], device=fm.device)
@@ -165,17 +172,66 @@ class _LayerScorer:
         return F.cross_entropy(logits, y.repeat(g), reduction="none").view(g, b).mean(1)
 
 
+class _ForwardScorer:
+    """The same CE increases for any network: the whole source runs on the batch stacked once per
+    zeroed channel, a forward hook zeroing channel c_g of the layer's output in copy g. Exact (eval
+    mode does not mix samples); slower than `_LayerScorer` by the part of the network before the
+    layer, recomputed for every channel.
+    """
+
+    def __init__(self, source: nn.Module, layer: str):
+        self.source, self.module = source, resolve_layers(source.body, [layer])[layer]
+
+    def __call__(self, head: nn.Module, fm: torch.Tensor, y: torch.Tensor,
+                 x: torch.Tensor | None = None) -> torch.Tensor:
+        base = F.cross_entropy(head(self.source(x)), y)
+        per = max(1, CHUNK_ELEMS // x.numel())  # the stacked input bounds the whole forward's memory
+        chans = torch.arange(fm.shape[1], device=fm.device)
+        return torch.cat([self._zeroed_loss(head, x, y, c) for c in chans.split(per)]) - base
+
+    def _zeroed_loss(self, head, x, y, channels) -> torch.Tensor:
+        """Mean CE of the batch for each channel in `channels` zeroed (one stacked forward)."""
+        g, b = len(channels), len(y)
+
+        def zero(_m, _inp, out):
+            out = out.clone()
+            out.unflatten(0, (g, b))[torch.arange(g, device=out.device), :, channels] = 0
+            return out
+
+        handle = self.module.register_forward_hook(zero)
+        try:
+            logits = head(self.source(x.repeat(g, *[1] * (x.dim() - 1))))  # copy-major: g x b
+        finally:
+            handle.remove()
+        return F.cross_entropy(logits, y.repeat(g), reduction="none").view(g, b).mean(1)
+
+
+def _scorers(source: nn.Module, x: torch.Tensor, layers, optimized: bool) -> dict:
+    """A `_LayerScorer` for each layer with a known suffix (on the folded copy when `optimized`),
+    a `_ForwardScorer` for the others."""
+    fast = [j for j in layers if has_suffix(source.body, j)]
+    body = source.body
+    if fast and optimized:
+        try:
+            body = inference_copy(source, x[:4]).body
+        except FoldMismatch as e:  # exact either way: only slower
+            log.warning("channel attention on the unmodified source: %s", e)
+            optimized = False
+    return {j: _LayerScorer(body, j, optimized) if j in fast else _ForwardScorer(source, j) for j in layers}
+
+
 @torch.no_grad()
 def channel_scores(source: nn.Module, head: nn.Module, batches, layers,
                    optimized: bool = True) -> dict[str, torch.Tensor]:
     """Mean increase of CE when each channel is zeroed, per layer (fast estimator).
 
-    The source runs once per batch for all layers' maps; with `optimized`, the suffixes run on a
+    `source`: `.body` holds the layers, `source(x)` is the pooled feature `head` reads. The
+    source runs once per batch for all layers' maps; with `optimized`, the suffixes run on a
     BatchNorm-folded channels_last `inference_copy` of the source made from the first batch.
     """
     source.eval()
     taps = FeatureTaps(source.body, layers)
-    scorers: dict[str, _LayerScorer] = {}
+    scorers: dict = {}
     totals: dict[str, torch.Tensor] = {}
     try:
         n = 0
@@ -183,16 +239,9 @@ def channel_scores(source: nn.Module, head: nn.Module, batches, layers,
             source(x)
             maps = taps.pop()
             if not scorers:
-                body = source.body
-                if optimized:
-                    try:
-                        body = inference_copy(source, x[:4]).body
-                    except FoldMismatch as e:  # exact either way: only slower
-                        log.warning("channel attention on the unmodified source: %s", e)
-                        optimized = False
-                scorers = {j: _LayerScorer(body, j, optimized) for j in layers}
+                scorers = _scorers(source, x, layers, optimized)
             for j in layers:
-                totals[j] = totals.get(j, 0) + scorers[j](head, maps[j], y)
+                totals[j] = totals.get(j, 0) + scorers[j](head, maps[j], y, x)
             n += 1
     finally:
         taps.close()
@@ -241,10 +290,26 @@ def attention_weights(scores: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(z / temperature, dim=0)
 
 
-def score_batches(data, batch_size: int, seed: int, count: int, device):
-    """The first `count` batches of the seeded training stream, on `device`."""
-    stream = data.train_stream(batch_size, seed)
-    return [(x.to(device), y.to(device)) for (x, y), _ in zip(stream, range(count))]
+def fit_channel_attention(source: nn.Module, train_batches, score_batches, layers, num_classes: int, *,
+                          epochs: int, batch_size: int, lr: float, momentum: float, temperature: float,
+                          seed: int, device) -> dict[str, torch.Tensor]:
+    """DELTA channel weights W_j (length C_j, sum 1) of each layer, on `device`, from plain batches.
+
+    `source`: the frozen network, `.body` holding the layers and `source(x)` returning the pooled
+    feature (tred.models.backbones.Backbone; tred.library wraps any model so). A new linear head
+    (`num_classes` outputs) trains `epochs` epochs of SGD (`batch_size`, `lr`, `momentum`, seeded
+    by `seed`) on the pooled source features of `train_batches`, (images, labels) batches, computed
+    once; the scores average the (images, labels) batches of `score_batches`;
+    W_j = softmax(z-score(scores_j) / temperature).
+    """
+    source.eval()
+    feats, labels = pooled_features(source, train_batches, device)
+    head = train_head(feats, labels, num_classes, epochs, batch_size, lr, momentum, seed)
+    scored = [(x.to(device), y.to(device)) for x, y in score_batches]  # (the pipeline's errors come first)
+    if len(labels) < batch_size:  # train_head took no step: a random head, random weights
+        raise ValueError(f"channel attention: {len(labels)} training images, fewer than one head batch ({batch_size})")
+    scores = channel_scores(source, head, scored, layers)
+    return {j: attention_weights(s, temperature) for j, s in scores.items()}
 
 
 class Attention(NamedTuple):
@@ -258,12 +323,14 @@ class Attention(NamedTuple):
 def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: int, temperature: float,
                       batch_size: int, lr: float, momentum: float, eval_batch_size: int, seed: int, device,
                       cache_dir, identity: dict) -> Attention:
-    """DELTA channel weights W_j (length C_j, sum 1) for each layer, cached on disk (CPU tensors).
+    """DELTA channel weights W_j (length C_j, sum 1) for each layer, cached on disk (CPU tensors):
+    `fit_channel_attention` on `data`'s batches.
 
     The head trains `epochs` epochs of SGD (`batch_size`, `lr`, `momentum`) on the pooled source
     features of `data`'s training split (computed `eval_batch_size` images at a time); the scores
-    average `batches` training batches. `identity` says which source network and which data
-    these are (the run's backbone and dataset settings): with the settings above it keys the cache.
+    average the first `batches` batches of the seeded training stream. `identity` says which source
+    network and which data these are (the run's backbone and dataset settings): with the settings
+    above it keys the cache.
     """
     layers = list(layers)
     parts = {
@@ -278,11 +345,11 @@ def channel_attention(source: nn.Module, data, layers, *, epochs: int, batches: 
 
     def compute():
         t0 = time.perf_counter()
-        source.eval()
-        feats, labels = pooled_features(source, data.eval_batches("train", eval_batch_size), device)
-        head = train_head(feats, labels, data.num_classes, epochs, batch_size, lr, momentum, seed)
-        scores = channel_scores(source, head, score_batches(data, batch_size, seed, batches, device), layers)
-        weights = {j: attention_weights(s, temperature).cpu() for j, s in scores.items()}
+        weights = fit_channel_attention(
+            source, data.eval_batches("train", eval_batch_size), islice(data.train_stream(batch_size, seed), batches),
+            layers, data.num_classes, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+            temperature=temperature, seed=seed, device=device)
+        weights = {j: w.cpu() for j, w in weights.items()}
         spent = time.perf_counter() - t0
         log.info("channel attention for %s computed in %.1fs", layers, spent)
         return {"weights": weights, "time_s": spent}

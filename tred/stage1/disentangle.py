@@ -8,18 +8,22 @@ Per batch and layer, with z = FM_j(w0, x), (z_r, z_i) = (E_r(z), E_i(z)), p = sp
 The CLUB network q(z_i | z_r) takes its own Adam step(s) on detached features before each
 disentangler step. It is fitted for every method, so the MI estimate is a diagnostic everywhere.
 This recipe is this project's reconstruction (see docs/tred.md).
+
+`projection_split` (`parts=projection`, the default) is the closed-form stage 1 on plain
+(images, labels) batches: `train_disentangler` (the pipeline) and `tred.library`
+(`TRED.fit_split`) both call it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from tred.errors import ConfigError
 from tred.data.memory import seeded_generator
+from tred.errors import ConfigError
 from tred.models.hooks import FeatureTaps
 from tred.stage1.disentangler import Disentangler, class_mean_basis
 from tred.stage1.estimators import CLUB, mmd2
@@ -85,7 +89,8 @@ class Stage1:
             self.model = Disentangler(channels, num_classes, cfg.parts).to(device)
             self.clubs = {n: CLUB(c, c, cfg.club_hidden, cfg.club_logvar_limit).to(device) for n, c in channels.items()}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **FAST_ADAM)
-        self.club_opt = torch.optim.Adam([p for c in self.clubs.values() for p in c.parameters()], lr=cfg.club_lr, **FAST_ADAM)
+        self.club_opt = torch.optim.Adam([p for c in self.clubs.values() for p in c.parameters()], lr=cfg.club_lr,
+                                         **FAST_ADAM)
 
     def step(self, maps: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, float]:
         cfg, stats = self.cfg, defaultdict(float)
@@ -130,10 +135,13 @@ class Stage1:
 def train_disentangler(cfg, source, layers, data, num_classes: int, seed: int, device,
                        eval_batch_size: int = 256, on_epoch: Callable[[dict], None] | None = None):
     """Train stage 1; returns (Disentangler in eval mode, per-epoch history, un-augmented train maps)."""
-    train = source_feature_maps(source, layers, data.eval_batches("train", eval_batch_size), device)
-    channels = {n: int(fm.shape[1]) for n, fm in train[0].items()}
+    batches = data.eval_batches("train", eval_batch_size)
     if cfg.parts == "projection":
-        return fit_projection(cfg, train, channels, num_classes, seed, device), [], train
+        model, train = projection_split(source, layers, batches, num_classes, probe_steps=cfg.probe_steps,
+                                        probe_lr=cfg.probe_lr, seed=seed, device=device)
+        return model, [], train
+    train = source_feature_maps(source, layers, batches, device)
+    channels = {n: int(fm.shape[1]) for n, fm in train[0].items()}
     stage = Stage1(cfg, channels, num_classes, seed, device)
     history = []
     for epoch in range(cfg.epochs):
@@ -152,16 +160,27 @@ def train_disentangler(cfg, source, layers, data, num_classes: int, seed: int, d
     return stage.model, history, train
 
 
-def fit_projection(cfg, train, channels: dict[str, int], num_classes: int, seed: int, device) -> Disentangler:
-    """The closed-form split (`parts=projection`): P from the class means of the training maps,
-    h_r fitted on pool(P z) as the probes are; nothing else is trained."""
+def projection_split(source, layers, batches, num_classes: int, *, probe_steps: int, probe_lr: float, seed: int,
+                     device, max_images: int | None = None):
+    """TRED's default stage 1 from (images, labels) `batches`: the frozen source's maps z of
+    `layers` (the first `max_images` images when given), then `fit_projection` on them. Returns
+    (the frozen Disentangler, (maps, labels)). `source.body` holds the layers; `source(x)` runs it."""
+    train = source_feature_maps(source, layers, batches, device, max_images)
+    return fit_projection(train, num_classes, probe_steps, probe_lr, seed, device), train
+
+
+def fit_projection(train, num_classes: int, probe_steps: int, probe_lr: float, seed: int, device) -> Disentangler:
+    """The closed-form split (`parts=projection`) of the training (maps, labels) `train`: per
+    layer, P from the class means of pool(z) (`class_mean_basis`), and h_r fitted on pool(P z) as
+    the probes are (`probe_steps` of Adam at `probe_lr`); nothing else is trained."""
+    channels = {n: int(fm.shape[1]) for n, fm in train[0].items()}
     model = Disentangler(channels, num_classes, "projection").to(device)
     for n, fm in train[0].items():
         m = model[n]
         m.set_basis(class_mean_basis(pooled(fm), train[1]))
         with torch.no_grad():
             z_r = pooled(m.relevant_part(fm))
-        m.head.load_state_dict(fit_probe(z_r, train[1], num_classes, cfg.probe_steps, cfg.probe_lr, seed).state_dict())
+        m.head.load_state_dict(fit_probe(z_r, train[1], num_classes, probe_steps, probe_lr, seed).state_dict())
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
