@@ -12,7 +12,6 @@ import wandb
 
 from tests.fake_runs import REFUSALS, bad_sweep, rates_sweep, small_sweep
 from tests.wandb_reader import history
-
 from tred.tables.render import to_csv_frame, to_latex, to_markdown
 from tred.tables.runs import TableError
 from tred.tables.table import build_table

@@ -9,7 +9,6 @@ import shutil
 import pytest
 
 from tests.fake_runs import add_delta_and_tred_full, paired_sweep, small_sweep, write_run
-
 from tred.tables.render import to_csv_frame, to_latex, to_markdown
 from tred.tables.runs import TableError
 from tred.tables.table import build_table
@@ -170,3 +169,21 @@ def test_cost_note_from_the_runs_own_times(tmp_path):
     md = to_markdown(build_table(root))
     assert ("TRED stage 1 as computed (a cache hit at its compute time), % of the fine-tuning time: "
             "TRED Max-MMD 20-50, TRED Min-MI 10.") in md
+
+
+def test_claim_check_states_the_default_and_the_best_tred_row(tmp_path):
+    root = tmp_path / "claim"
+    for seed, (ft, default, mmd, delta) in enumerate([(60.0, 63.0, 65.0, 62.0), (62.0, 65.0, 68.0, 63.0),
+                                                      (64.0, 66.0, 69.5, 65.0)]):
+        write_run(root, "l2", "digits", seed, ft)
+        write_run(root, "tred-projection", "digits", seed, default, reg={"tred": {"alpha": 1e-4}})
+        write_run(root, "tred-max_mmd", "digits", seed, mmd)
+        write_run(root, "delta", "digits", seed, delta, reg={"delta": {"alpha": 1e-4}})
+    md = to_markdown(build_table(root))
+    # default: d = 3, 3, 2 -> mean 2.67, sd 0.577, half 4.303 * 0.577 / sqrt(3) = 1.43 -> [+1.2, +4.1]
+    # Max-MMD: d = 5, 6, 5.5 -> mean 5.5, sd 0.5, half 1.24 -> [+4.3, +6.7]: +2 shown
+    assert ("Claim check: TRED's default, TRED-projection (class-mean split) is +2.7 [+1.2, +4.1] over "
+            "fine-tuning: +2 is unresolved (the interval contains +2); against the best baseline, DELTA, "
+            "+1.3 [-0.1, +2.8] (not resolved, Holm-corrected); the best TRED row by test mean (picked on "
+            "this table, so an optimistic figure), TRED Max-MMD is +5.5 [+4.3, +6.7] over fine-tuning: "
+            "+2 is shown (the whole interval is above +2)") in md

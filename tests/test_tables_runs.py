@@ -7,7 +7,6 @@ import pytest
 import yaml
 
 from tests.fake_runs import REFUSALS, bad_sweep, small_sweep
-
 from tred.methods import CATALOGUE
 from tred.tables.render import to_markdown
 from tred.tables.runs import CONFIGS, TableError, load_runs, preset_method

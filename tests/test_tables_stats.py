@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tred.tables.stats import BETTER, UNRESOLVED, WORSE, paired_difference, t_cdf, t_quantile
+from tred.tables.stats import BETTER, UNRESOLVED, WORSE, Paired, holm, paired_difference, t_cdf, t_quantile
 
 
 @pytest.mark.parametrize("df, q", [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622),
@@ -52,3 +52,29 @@ def test_missing_seed_and_single_pair():
 def test_zero_spread_is_resolved():
     p = paired_difference({0: 71.0, 1: 72.0}, {0: 70.0, 1: 71.0})
     assert (p.low, p.high, p.verdict) == (1.0, 1.0, BETTER)
+
+
+def test_p_value_by_hand():
+    # d = (1, 1, 1.5): t = (7/6) / (sqrt(1/12) / sqrt(3)) = 7 on 2 degrees of freedom, where
+    # P(T > t) = 1/2 - t / (2 sqrt(2 + t^2)) in closed form: p = 1 - 7 / sqrt(51)
+    p = paired_difference({0: 61.0, 1: 71.0, 2: 81.5}, {0: 60.0, 1: 70.0, 2: 80.0})
+    assert p.p == pytest.approx(1 - 7 / math.sqrt(51), rel=1e-9)
+    assert math.isnan(paired_difference({0: 72.0}, {0: 70.0}).p)
+
+
+def test_holm_step_down_by_hand():
+    def pd(p):
+        return Paired(1.0, 0.5, 1.5, 3, p)
+
+    # p 0.01, 0.02, 0.04 -> 0.03, max(0.03, 0.04), max(0.04, 0.04): all three below 0.05
+    out = holm({("a", "c"): pd(0.04), ("b", "c"): pd(0.01), ("d", "c"): pd(0.02)})
+    assert [round(out[(m, "c")].p_adjusted, 12) for m in "bda"] == [0.03, 0.04, 0.04]
+    assert all(v.verdict == BETTER for v in out.values())
+    # p 0.01, 0.03, 0.04 -> 0.03, 0.06, 0.06: only the first survives; uncorrected all would
+    out = holm({("a", "c"): pd(0.04), ("b", "c"): pd(0.01), ("d", "c"): pd(0.03)})
+    assert [out[(m, "c")].verdict for m in "bda"] == [BETTER, UNRESOLVED, UNRESOLVED]
+    assert all(pd(p).verdict == BETTER for p in (0.01, 0.03, 0.04))
+    # each column is its own family; a row without a p-value (one pair) is left out
+    out = holm({("a", "x"): pd(0.03), ("a", "y"): pd(0.03), ("b", "y"): Paired(2.0, math.nan, math.nan, 1)})
+    assert out[("a", "x")].p_adjusted == pytest.approx(0.03) and out[("a", "y")].p_adjusted == pytest.approx(0.03)
+    assert math.isnan(out[("b", "y")].p_adjusted)

@@ -8,7 +8,6 @@ import math
 import pytest
 
 from tests.fake_runs import add_delta_and_tred_full, paired_sweep, rates_sweep, small_sweep
-
 from tred.tables.table import build_table
 
 

@@ -12,6 +12,7 @@ smaller table.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import math
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ def load_runs(sweep_dir: str | Path, allow_mixed: bool = False) -> pd.DataFrame:
             if cfg is not None:
                 rows[-1]["weights"], rows[-1]["weights_note"] = run_weights(cfg), cfg.get("weights_note") or ""
         elif cfg is not None:
-            rows.append({"method": method_of_config(cfg), "dataset": cfg["dataset"]["name"],
+            dataset = cfg["dataset"].get("label") or cfg["dataset"]["name"]
+            rows.append({"method": method_of_config(cfg), "dataset": dataset,
                          "sample_rate": cfg["dataset"]["sample_rate"], "seed": cfg["seed"],
                          "sweep": cfg["sweep_name"], "status": "unfinished", "test_acc": math.nan})
         rows[-1]["run_dir"] = str(d.relative_to(sweep_dir))
@@ -146,6 +148,7 @@ def _read_result(path: Path) -> dict:
         versions["cpu"] = res["machine"]["cpu_capability"]  # CPU kernels: results may differ between them
     out["versions"] = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else ""
     out["kernels"] = kernel_settings(res.get("kernels"), res.get("machine"))
+    out["finished"] = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc).date().isoformat()
     return out
 
 
@@ -163,7 +166,8 @@ def _check_one_experiment(runs: pd.DataFrame, configs: dict, sweep_dir: Path) ->
                 diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) if isinstance(a, dict) else [key]
                 raise TableError(
                     f"runs of different experiments are mixed in {sweep_dir}: `{key}` differs "
-                    f"({', '.join(map(str, diff))}) between {first_dir} and {d}; keep one experiment per sweep directory")
+                    f"({', '.join(map(str, diff))}) between {first_dir} and {d}; keep one experiment per sweep "
+                    "directory")
     dup = runs[runs.duplicated(KEY, keep=False)]
     if len(dup):
         raise TableError(f"{len(dup)} run directories share method/dataset/sample rate/seed, e.g. "
@@ -237,7 +241,7 @@ def expected_grid(runs: pd.DataFrame, sweep_dir: Path, configs: Path = CONFIGS) 
         methods = [method_name(r, d, p) for r in axes["regularizer"] for d in dis for p in parts]
     else:
         methods = []
-    datasets = axes.get("dataset", [])
+    datasets = axes.get("dataset.label") or axes.get("dataset", [])  # a label names the dataset in tables
     rates = [float(r) for r in axes.get("dataset.sample_rate", [])]
     seeds = [int(s) for s in axes.get("seed", [])]
 

@@ -8,7 +8,8 @@ several) plus the average over columns and the average gain over fine-tuning:
     gain(m)     = mean_c [cell(m, c) - cell(l2, c)]       (same condition, for m and for l2)
 
 and each method's difference to fine-tuning paired by seed, with a 95% Student-t interval, per
-column and for the per-seed average over the columns (`tred.tables.stats`):
+column and for the per-seed average over the columns (`tred.tables.stats`; a block's arrows are
+Holm-corrected across its rows):
 
     d_s(m, c)   = acc(m, c, s) - acc(l2, c, s)     over the seeds s both completed
     d_s(m, Avg) = mean_c acc(m, c, s) - mean_c acc(l2, c, s)   (seeds complete in every column)
@@ -30,7 +31,7 @@ import pandas as pd
 
 from tred.methods import BASELINES, FINETUNE, is_tred
 from tred.tables.runs import CONFIGS, KEY, Grid, TableError, expected_grid, load_runs
-from tred.tables.stats import paired_difference
+from tred.tables.stats import holm, paired_difference
 
 
 @dataclass
@@ -50,15 +51,16 @@ class Table:
 
     def __post_init__(self):
         self.summary = summarize(self.stats, self.grid.methods, self.columns)
-        self.paired = paired_against(self, FINETUNE, [m for m in self.grid.methods if m != FINETUNE])
+        # each block's arrows are Holm-corrected across its rows, column by column (tred.tables.stats)
+        self.paired = holm(paired_against(self, FINETUNE, [m for m in self.grid.methods if m != FINETUNE]))
         self.best_baseline = best_baseline(self)
         tred = [m for m in self.grid.methods if is_tred(m)]
-        self.paired_best = paired_against(self, self.best_baseline, tred) if self.best_baseline and tred else {}
+        self.paired_best = holm(paired_against(self, self.best_baseline, tred)) if self.best_baseline and tred else {}
         unknown = [r for r in self.against if r not in self.grid.methods]
         if unknown:
             raise TableError(f"--against {' '.join(unknown)}: no such method in the table "
                              f"(methods: {', '.join(self.grid.methods)})")
-        self.paired_extra = {r: paired_against(self, r, [m for m in tred if m != r]) for r in self.against}
+        self.paired_extra = {r: holm(paired_against(self, r, [m for m in tred if m != r])) for r in self.against}
 
     @property
     def expected_runs(self) -> int:
