@@ -142,7 +142,7 @@ def sweep_status(sweep_dir: Path, jobs: int = 1, recent_s: float = RECENT_S, now
         src = result if isinstance(result, dict) and "method" in result else None
         if src or cfg:  # else nothing says which run this is (a corrupt result.json alone)
             rows.append((src["method"] if src else method_of_config(cfg),
-                         src["dataset"] if src else cfg["dataset"]["name"],
+                         src["dataset"] if src else cfg["dataset"].get("label") or cfg["dataset"]["name"],
                          float(src["sample_rate"] if src else cfg["dataset"]["sample_rate"]),
                          int(src["seed"] if src else cfg["seed"]),
                          *(_value(_select(cfg, k)) for k in extra)))

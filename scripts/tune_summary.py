@@ -9,7 +9,8 @@ read from the run's own config.yaml, so one sweep over `weight_scale` tunes ever
 once. Reads result.json + config.yaml of every run with `eval_split: val` (a test-split result
 stops it). The mean is over datasets and seeds; a value with a failed or missing run is never
 chosen (a weight that diverges somewhere is not a good default; a value with fewer runs than the
-sweep's fullest is missing some). The written file's header names the runs' seeds, code commits
+sweep's fullest is missing some). The written file's header names the sweep (relative to the
+repository root; by its name alone when it lies elsewhere), the runs' seeds, code commits,
 thread counts and CPU instruction sets (result.json `code_version`, `threads`,
 `machine.cpu_capability`). Per method the value with the
 highest mean wins; ties go to the value nearest the published weight (weight_scale nearest 1).
@@ -38,6 +39,7 @@ from tred.methods import method_of_config
 from tred.tables.runs import TableError, check_kernels, main_weights, run_dirs
 
 WEIGHT = "weight"
+ROOT = Path(__file__).resolve().parents[1]  # the repository: the written header names sweeps relative to it
 
 
 def main_weight(cfg) -> tuple[str, str, float] | None:
@@ -64,7 +66,8 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
             reg, wkey, value = None, key, OmegaConf.select(OmegaConf.create(cfg), key)
         method = result.get("method") or method_of_config(cfg)
         rows.append({"method": method, "regularizer": reg, "key": wkey, WEIGHT: value,
-                     "scale": cfg.get("weight_scale", 1.0), "dataset": cfg["dataset"]["name"],
+                     "scale": cfg.get("weight_scale", 1.0),
+                     "dataset": cfg["dataset"].get("label") or cfg["dataset"]["name"],
                      "seed": cfg["seed"], "status": result.get("status"), "code": code_label(result),
                      "threads": result.get("threads"),
                      "cpu": (result.get("machine") or {}).get("cpu_capability"),
@@ -153,7 +156,7 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
     n_val = df.groupby("dataset").size()
     lines = [
         "# @package _global_",
-        f"# Written by scripts/tune_summary.py from {sweep} on {datetime.date.today()}: re-run the",
+        f"# Written by scripts/tune_summary.py from {sweep_label(sweep)} on {datetime.date.today()}: re-run the",
         "# tuning sweep to change it, do not edit by hand. Each method's weight is the one with the",
         "# highest mean validation accuracy (held-out training images; the test split is never read)",
         f"# over {len(df)} runs ({', '.join(f'{d}: {n}' for d, n in n_val.items())}; seeds "
@@ -177,6 +180,16 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
         body["method_overrides"] = per_method
     body = OmegaConf.to_yaml(OmegaConf.create(body))
     return "\n".join(lines) + "\n" + body
+
+
+def sweep_label(sweep: Path) -> str:
+    """The sweep directory as the written file names it: relative to the repository root, else
+    (a sweep kept elsewhere) its name alone; never an absolute path of this machine."""
+    path = sweep.resolve()
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.name
 
 
 def df_sweep_name(sweep: Path) -> str:

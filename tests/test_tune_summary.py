@@ -148,3 +148,28 @@ def test_a_value_missing_a_seed_is_never_chosen(tmp_path):
     assert tune_summary.main([str(sweep), "--write", str(out), "--allow-mixed"]) == 0
     text = out.read_text()
     assert "#   l2 weight_decay: 1e-07 50.00 | 1e-06 1 of its runs missing | 1e-05 51.00* | 0.0001 49.00\n" in text
+
+
+def test_the_header_names_the_sweep_without_a_machine_path(tmp_path, monkeypatch):
+    """Relative to the repository root when the sweep lies in it, else by its name alone: the
+    written file is committed, so it never holds an absolute path of the machine that wrote it."""
+    repo = tmp_path / "repo"
+    sweep = make_sweep(repo / "outputs" / "sweeps" / "tune_x")
+    out = tmp_path / "t.yaml"
+    monkeypatch.setattr(tune_summary, "ROOT", repo.resolve())
+    assert tune_summary.main([str(sweep), "--write", str(out)]) == 0
+    assert out.read_text().splitlines()[1].startswith(
+        "# Written by scripts/tune_summary.py from outputs/sweeps/tune_x on ")
+    monkeypatch.setattr(tune_summary, "ROOT", (tmp_path / "elsewhere").resolve())
+    assert tune_summary.main([str(sweep), "--write", str(out)]) == 0
+    text = out.read_text()
+    assert text.splitlines()[1].startswith("# Written by scripts/tune_summary.py from tune_x on ")
+    assert str(tmp_path) not in text
+
+
+@pytest.mark.parametrize("tuned", sorted((CONFIGS / "tuned").glob("*.yaml")), ids=lambda p: p.name)
+def test_committed_tuned_configs_name_their_sweep_by_a_relative_path(tuned):
+    header = tuned.read_text().splitlines()[1]
+    written_from = header.split(" from ", 1)[1].split(" on ", 1)[0]
+    assert header.startswith("# Written by scripts/tune_summary.py from ")
+    assert not Path(written_from).is_absolute() and not written_from.startswith("~"), header

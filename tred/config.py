@@ -89,7 +89,8 @@ def validate(cfg: DictConfig, explicit=()) -> DictConfig:
     for name in regs:
         if name not in REGISTRY:
             raise ConfigError(f"unknown regularizer `{name}`; valid: {sorted(REGISTRY)}")
-    regs = {name: OmegaConf.to_container(OmegaConf.merge(node or {}, extra.get(name) or {})) for name, node in regs.items()}
+    regs = {name: OmegaConf.to_container(OmegaConf.merge(node or {}, extra.get(name) or {}))
+            for name, node in regs.items()}
     per_method = _method_overrides(raw, regs, out["disentangle"], typed)
     out["regularizer"] = {}
     for name, node in regs.items():
@@ -154,6 +155,9 @@ def check_ranges(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.lr_milestones are fractions in (0, 1), got {list(t.lr_milestones)}")
     if not 0 < d.sample_rate <= 1:
         raise ConfigError(f"dataset.sample_rate must be in (0, 1], got {d.sample_rate}")
+    if d.budget is not None and (d.budget < 1 or d.sample_rate != 1):
+        raise ConfigError(f"dataset.budget={d.budget} (images per class) needs budget >= 1 and sample_rate 1 "
+                          f"(got {d.sample_rate}): give one of the two")
     if d.image_size < cfg.backbone.min_image_size:
         raise ConfigError(
             f"dataset.image_size={d.image_size} is too small for backbone "

@@ -90,7 +90,8 @@ def result_stub(cfg: DictConfig) -> dict:
     uses_tred = cfg.disentangle is not None
     return {
         "method": method_of_config(cfg),
-        "dataset": cfg.dataset.name,
+        "dataset": cfg.dataset.label or cfg.dataset.name,
+        "budget": cfg.dataset.budget,
         "regularizer": "+".join(cfg.regularizer.keys()),
         "disentangle": cfg.disentangle.name if uses_tred else None,
         "backbone": cfg.backbone.name,

@@ -51,6 +51,13 @@ class DatasetConfig:
     # Seeded splits without train_per_class (image_folder without train/ and test/): test share.
     test_fraction: float = 0.3
     sample_rate: float = 1.0
+    # Images per class trained on (the first `budget` of the per-class order that sample_rate
+    # uses: 5 of Flowers-102's 20 per class is its sample_rate 0.25); null: sample_rate decides.
+    # The benchmark protocol's budgets (scripts/benchmark.py) are this key.
+    budget: Optional[int] = None
+    # The name tables, plots and W&B give the dataset (null: `name`), e.g. an image_folder's own
+    # name; the reader is still chosen by `name`.
+    label: Optional[str] = None
     # Hyperparameter tuning: train on (1 - val_fraction) of the training split and report
     # accuracy on the held-out rest (result.json `eval_split: val`); the test split is not read.
     validation: bool = False
@@ -186,7 +193,7 @@ class TrainerConfig:
     penalty_check: str = "warn"
     # CPU kernel code paths (tred/kernels.py): portable pins ATen, oneDNN and MKL to what every
     # x86-64 CPU of the last decade runs, so a run gives the same numbers on any of them (about
-    # 1.2x the step time of native here, README "Speed"); native lets torch pick per CPU.
+    # 1.2x the step time of native here, docs/speed.md); native lets torch pick per CPU.
     kernels: str = "portable"
 
 
@@ -363,6 +370,8 @@ def register_resolvers() -> None:
     register_schemas()
     if not OmegaConf.has_resolver("method_name"):
         OmegaConf.register_new_resolver("method_name", method_name)
+    if not OmegaConf.has_resolver("label_or_name"):  # a dataset's label, else its name (run directories)
+        OmegaConf.register_new_resolver("label_or_name", lambda label, name: label or name)
     if not OmegaConf.has_resolver("usable_cores"):
         OmegaConf.register_new_resolver("usable_cores", usable_cores)
     if not OmegaConf.has_resolver("threads_per_job"):

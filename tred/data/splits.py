@@ -33,17 +33,21 @@ def stratified_split(labels: np.ndarray, train_per_class: int | None, seed: int,
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def balanced_subset(labels: np.ndarray, rate: float, seed: int) -> np.ndarray:
-    """Positions (into `labels`) of a class-balanced subset keeping `rate` of every class.
+def balanced_subset(labels: np.ndarray, rate: float, seed: int, budget: int | None = None) -> np.ndarray:
+    """Positions (into `labels`) of a class-balanced subset keeping `rate` of every class, or,
+    with `budget`, `budget` images of every class (all of a class that has fewer).
 
-    Nested: for one seed, the subset at a smaller rate is inside the subset at a larger rate,
-    because every rate takes a prefix of the same per-class permutation.
+    Nested: for one seed, the subset at a smaller rate (budget) is inside the subset at a larger
+    one, because every rate and budget takes a prefix of the same per-class permutation; so a
+    budget of 5 of a class's 20 images is exactly its sample rate 0.25.
     """
     if not 0 < rate <= 1:
         raise ConfigError(f"dataset.sample_rate must be in (0, 1], got {rate}")
+    if budget is not None and budget < 1:
+        raise ConfigError(f"dataset.budget must be >= 1 image per class (or null), got {budget}")
     keep = []
     for c, idx in _class_permutations(labels, seed).items():
-        n = int(round(rate * len(idx)))
+        n = min(budget, len(idx)) if budget is not None else int(round(rate * len(idx)))
         if n == 0:
             raise ConfigError(
                 f"dataset.sample_rate={rate} leaves class {c} ({len(idx)} training images) "
@@ -79,8 +83,9 @@ def validation_split(n_train: int, keep: np.ndarray, labels: np.ndarray, pool: s
     if pool == "unused":
         rest = np.setdiff1d(np.arange(n_train), keep)
         if len(rest) == 0:
-            raise ConfigError("dataset.val_pool=unused needs dataset.sample_rate < 1 (the training images "
-                              "outside the subset are the validation set); use dataset.val_pool=subset")
+            raise ConfigError("dataset.val_pool=unused needs dataset.sample_rate < 1 or a dataset.budget below the "
+                              "class sizes (the training images outside the subset are the validation set); use "
+                              "dataset.val_pool=subset")
         return keep, rest
     raise ConfigError(f"dataset.val_pool={pool!r}; valid: {list(VAL_POOLS)}")
 
@@ -89,7 +94,7 @@ def training_subset(labels: np.ndarray, cfg, seed: int) -> tuple[np.ndarray, np.
     """(train, held-out) positions into a training split with `labels`, for the dataset config
     `cfg` (in memory or on disk alike): the seeded `sample_rate` subset, and with `validation`
     the validation images (`validation_split`); held-out None: evaluate on the test split."""
-    keep = balanced_subset(labels, cfg.sample_rate, seed)
+    keep = balanced_subset(labels, cfg.sample_rate, seed, cfg.get("budget"))
     if not cfg.validation:
         return keep, None
     return validation_split(len(labels), keep, labels, cfg.val_pool, cfg.val_fraction, seed)

@@ -1,0 +1,195 @@
+"""The whole benchmark protocol on any image dataset, in one command: tune every row on held-out
+training images, then the table at the chosen weights, at each budget; then the headline.
+
+    python scripts/benchmark.py --dataset image_folder --root /data/my_images [--label my_images] \\
+        [--budgets 5,10] [--seeds 0-4] [--tune-seeds 0,1] [--out outputs/benchmark/<label>]
+    make benchmark DATA=/data/my_images [DATASET=image_folder] [BUDGETS=5,10] [SEEDS=0-4]
+
+The protocol (docs/results.md, "The protocol"), the same for every dataset and every row:
+- the regime of `experiment=benchmark` (Lite0 at 72 px, 1 thread per run, portable kernels), for
+  `EPOCHS` epochs of full batches: max_iters = EPOCHS * (training images // batch size);
+- a budget is `dataset.budget` images per class, the seed's own subset (nested across budgets);
+- tuning never reads the test split: a run of seed s trains on the table's seed-s subset and is
+  scored on the training images that subset leaves out (`dataset.validation=true
+  dataset.val_pool=unused`), seeds `--tune-seeds`; each row's main weight (`weight_scale`) on
+  `--grid` x its published value at the smallest budget, and on `--regrid` x the weight chosen at
+  the next smaller budget at each larger one (the same relative grid for every row, including the
+  smaller budget's choice); `scripts/tune_summary.py` picks the highest mean and writes
+  `<out>/configs/tuned/<label>_<budget>pc.yaml` (`--tuned BUDGET=FILE` uses a file you have instead
+  of tuning at that budget);
+- the table: every row at its chosen weight x `--seeds`, `scripts/make_table.py` (table.md, .csv,
+  .tex, plots/, W&B offline runs); finally `scripts/headline.py` over the budgets
+  (`<out>/headline.md`, `<out>/headline.png`).
+
+Every step is a command of its own, printed before it runs (`--dry-run` prints them only);
+finished runs are skipped, so the same command resumes. A failed step stops the protocol with
+its exit status (re-run to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The rows of every table: the baselines, the paper's three TRED variants, TRED's default and its control.
+ROWS = ("finetune", "l2sp", "at", "delta", "bss", "tred_max_mmd", "tred_min_mi", "tred_max_mmd_min_mi",
+        "tred_projection", "tred_full")
+GRID = "0.001,0.01,0.1,1.0"  # published weight x these, at the smallest budget
+REGRID = "0.1,1.0,10.0"  # the next smaller budget's choice x these, at each larger budget
+EPOCHS = 32
+BATCH = 32
+
+
+def seeds(text: str) -> list[int]:
+    """`0-4` or `0,1,3`."""
+    if "-" in text and "," not in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",") if s]
+
+
+def training_images(dataset: str, root: str | None, budget: int, extra: list[str]) -> int:
+    """How many images the budget trains on (every class has `budget`, or all it has if fewer)."""
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+
+    from tred.data import LOADERS
+    from tred.data.splits import balanced_subset, stratified_split
+    from tred.schema import register_resolvers
+
+    register_resolvers()
+    overrides = ["experiment=benchmark", f"dataset={dataset}", *([f"dataset.root={root}"] if root else []),
+                 *[e for e in extra if e.startswith("dataset.")]]
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        d = compose(config_name="train", overrides=overrides).dataset
+    if d.name in LOADERS:  # embedded: the seeded split of the packaged images
+        _, labels = LOADERS[d.name]()
+        train_idx, _ = stratified_split(labels, d.train_per_class, d.split_seed, d.test_per_class)
+        labels = labels[train_idx]
+    else:
+        from tred.data.disk import read_layout
+
+        labels = np.array([y for _, y in read_layout(d).train])
+    return len(balanced_subset(labels, 1.0, 0, budget))
+
+
+class Protocol:
+    def __init__(self, args):
+        self.args = args
+        self.out = Path(args.out or f"outputs/benchmark/{args.label}")
+        self.tuned_dir = self.out / "configs" / "tuned"
+        self.python = sys.executable
+
+    def step(self, cmd: list[str]) -> None:
+        print("+ " + shlex.join(cmd), flush=True)
+        if self.args.dry_run:
+            return
+        code = subprocess.run(cmd, cwd=ROOT).returncode
+        if code != 0:
+            sys.exit(f"error: step failed (exit {code}); fix it and run the same command again to resume")
+
+    def common(self, budget: int) -> list[str]:
+        a = self.args
+        n = training_images(a.dataset, a.root, budget, a.set) if not a.dry_run else None
+        iters = a.epochs * (n // a.batch_size) if n is not None else "<epochs x images // batch>"
+        if iters == 0:
+            sys.exit(f"error: {n} training images at budget {budget} give no full batch of {a.batch_size}; "
+                     "lower --batch-size or raise the budget")
+        return ["experiment=benchmark", f"dataset={a.dataset}", f"dataset.label={a.label}",
+                f"dataset.budget={budget}", f"trainer.max_iters={iters}", f"trainer.batch_size={a.batch_size}",
+                *([f"dataset.root={a.root}"] if a.root else []), f"hydra/launcher={a.launcher}",
+                f"hydra.searchpath=[file://{self.out.resolve() / 'configs'}]", *a.set]
+
+    def tuned_name(self, budget: int) -> str:
+        return f"{self.args.label}_{budget}pc"
+
+    def tune(self, budget: int, previous: str | None) -> None:
+        a = self.args
+        sweep = self.out / f"{budget}pc" / "tune"
+        grid, base = (a.regrid, [f"+tuned={previous}"]) if previous else (a.grid, [])
+        self.step([self.python, "scripts/train.py", "-m", *self.common(budget), *base, "dataset.validation=true",
+                   "dataset.val_pool=unused", f"method={','.join(a.rows)}", f"weight_scale={grid}",
+                   f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={a.label}_{budget}pc_tune",
+                   f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'"])
+        self.step([self.python, "scripts/tune_summary.py", str(sweep), "--write",
+                   str(self.tuned_dir / f"{self.tuned_name(budget)}.yaml")])
+
+    def table(self, budget: int, tuned: str) -> Path:
+        a = self.args
+        sweep = self.out / f"{budget}pc" / "table"
+        self.step([self.python, "scripts/train.py", "-m", *self.common(budget), f"+tuned={tuned}",
+                   f"method={','.join(a.rows)}", f"seed={','.join(map(str, seeds(a.seeds)))}",
+                   f"sweep_name={a.label}_{budget}pc", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${run_name}"])
+        self.step([self.python, "scripts/make_table.py", str(sweep), *(["--wandb"] if a.wandb else [])])
+        return sweep
+
+    def run(self) -> None:
+        a = self.args
+        given = dict(item.split("=", 1) for item in a.tuned)
+        budgets = sorted(int(b) for b in a.budgets.split(","))
+        self.tuned_dir.mkdir(parents=True, exist_ok=True)
+        previous, sweeps = None, []
+        for budget in budgets:
+            name = self.tuned_name(budget)
+            if str(budget) in given:  # a tuning you already have: copied, so the output folder holds it
+                if not a.dry_run:
+                    shutil.copyfile(given[str(budget)], self.tuned_dir / f"{name}.yaml")
+                print(f"budget {budget}: weights from {given[str(budget)]} (no tuning)")
+            else:
+                prior = previous
+                if prior is None and given:  # a larger budget regrids around the file given for a smaller one
+                    smaller = [int(b) for b in given if int(b) < budget]
+                    if smaller:
+                        prior = self.tuned_name(max(smaller))
+                        if not a.dry_run:
+                            shutil.copyfile(given[str(max(smaller))], self.tuned_dir / f"{prior}.yaml")
+                self.tune(budget, prior)
+            previous = name
+            sweeps.append((budget, self.table(budget, name)))
+        self.step([self.python, "scripts/headline.py", *(f"{b} per class={s}" for b, s in sweeps),
+                   "--figure", str(self.out / "headline.png"), "--out", str(self.out / "headline.md"),
+                   "--title", f"{a.label}: paired difference to fine-tuning"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="image_folder", help="the reader: image_folder, flowers102, cub200, ...")
+    ap.add_argument("--root", default=None, help="the dataset's folder (default: $TRED_DATA/<dataset>)")
+    ap.add_argument("--label", default=None, help="the dataset's name in tables and plots (default: the folder's name)")
+    ap.add_argument("--budgets", default="5,10", help="images per class, e.g. 5,10")
+    ap.add_argument("--seeds", default="0-4", help="table seeds, e.g. 0-4 or 0,1,2")
+    ap.add_argument("--tune-seeds", default="0,1")
+    ap.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of full batches per run")
+    ap.add_argument("--batch-size", type=int, default=BATCH)
+    ap.add_argument("--grid", default=GRID)
+    ap.add_argument("--regrid", default=REGRID)
+    ap.add_argument("--rows", type=lambda s: s.split(","), default=list(ROWS))
+    ap.add_argument("--tuned", action="append", default=[], metavar="BUDGET=FILE",
+                    help="use this tuned file at that budget instead of tuning there")
+    ap.add_argument("--out", default=None, help="the output folder (default outputs/benchmark/<label>)")
+    ap.add_argument("--launcher", default="parallel", help="hydra/launcher of the sweeps (parallel, basic, slurm)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more override for every run (repeatable)")
+    ap.add_argument("--wandb", action="store_true", help="also log each table to W&B (offline)")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = ap.parse_args(argv)
+    if args.label is None:
+        args.label = Path(args.root).resolve().name if args.root else args.dataset
+    for item in args.tuned:
+        budget, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            print(f"error: --tuned {item!r}: give BUDGET=FILE with an existing file", file=sys.stderr)
+            return 2
+    Protocol(args).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
