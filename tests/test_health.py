@@ -121,7 +121,8 @@ def test_a_penalty_that_dwarfs_the_task_is_caught_at_the_first_step(tmp_path, mo
         return run(cfg, tmp_path / where)
 
     with pytest.raises(PenaltyScaleError, match=r"first step the loss term `loud` is 1e\+03, >= 100x the cross-"
-                       r"entropy \(2.\d+; taken as at least ln\(10\) = 2.3\).*regularizer.loud.alpha=1 is too large.*~0.002"):
+                       r"entropy \(2.\d+; taken as at least ln\(10\) = 2.3\)"
+                       r".*regularizer.loud.alpha=1 is too large.*~0.002"):
         go("trainer.penalty_check=error")
     failed = json.loads((tmp_path / "a" / "result.json").read_text())
     assert failed["status"] == "failed" and "PenaltyScaleError" in failed["error"]
@@ -179,4 +180,5 @@ def test_divergence_inside_bss_is_the_non_finite_loss_error(tmp_path, monkeypatc
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration 2: term\(s\) \['bss'\] = \[nan\]"):
         run(make_cfg(tmp_path, ["regularizer=bss"]), tmp_path / "run")
     result = read_json(tmp_path / "run" / "result.json")
-    assert result["status"] == "failed" and result["error"].startswith("NonFiniteLossError: non-finite loss at iteration 2")
+    assert result["status"] == "failed"
+    assert result["error"].startswith("NonFiniteLossError: non-finite loss at iteration 2")

@@ -33,7 +33,8 @@ def mmd2_loop(x, y, alphas=ALPHAS):
 
 def test_mmd2_matches_double_loop():
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(7, 3, generator=g, dtype=torch.float64) + 0.7
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(7, 3, generator=g, dtype=torch.float64) + 0.7
     assert float(mmd2(x, y)) == pytest.approx(mmd2_loop(x, y), rel=1e-9)
     assert float(mmd2(x, y, (1.0,))) == pytest.approx(mmd2_loop(x, y, (1.0,)), rel=1e-9)
 
@@ -47,8 +48,10 @@ def test_mmd2_gradient_treats_bandwidth_as_constant():
     z = torch.cat([x, y])
     zd = z.detach()
     s = sum(((zd[p] - zd[q]) ** 2).sum() for p in range(7) for q in range(7) if p != q) / 42
-    k = [[sum(torch.exp(-((z[p] - z[q]) ** 2).sum() / (2 * a * s)) for a in ALPHAS) for q in range(7)] for p in range(7)]
-    ref = (sum(k[i][j] for i in range(4) for j in range(4)) / 16 + sum(k[i][j] for i in range(4, 7) for j in range(4, 7)) / 9
+    k = [[sum(torch.exp(-((z[p] - z[q]) ** 2).sum() / (2 * a * s)) for a in ALPHAS) for q in range(7)]
+         for p in range(7)]
+    ref = (sum(k[i][j] for i in range(4) for j in range(4)) / 16
+           + sum(k[i][j] for i in range(4, 7) for j in range(4, 7)) / 9
            - 2 * sum(k[i][j] for i in range(4) for j in range(4, 7)) / 12)
     (gx,) = torch.autograd.grad(ref, x)
     assert torch.allclose(x.grad, gx, rtol=1e-9, atol=1e-12)

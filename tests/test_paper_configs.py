@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import CONFIGS, compose_cfg
 from tred.config import validate
 from tred.data.layouts import DATASETS
 from tred.errors import ConfigError
-
-from conftest import CONFIGS, compose_cfg
 
 PAPER = ["cub200", "stanford_dogs", "stanford_cars", "fgvc_aircraft", "flowers102", "mit_indoor67",
          "caltech256_30", "caltech256_60"]
@@ -66,7 +65,8 @@ def test_method_overrides_reach_only_their_method(method, alpha, beta):
     assert tred.beta == (beta if beta is not None else base.beta)
     assert "method_overrides" not in cfg
     typed = ["regularizer.tred.alpha=0.7"]
-    assert validate(compose_cfg([f"method={method}", METHOD_OVERRIDES, *typed]), explicit=typed).regularizer.tred.alpha == 0.7
+    typed_cfg = validate(compose_cfg([f"method={method}", METHOD_OVERRIDES, *typed]), explicit=typed)
+    assert typed_cfg.regularizer.tred.alpha == 0.7
     scaled = validate(compose_cfg([f"method={method}", METHOD_OVERRIDES, "weight_scale=0.1"])).regularizer.tred.alpha
     unscaled = validate(compose_cfg([f"method={method}", METHOD_OVERRIDES])).regularizer.tred.alpha
     assert scaled == pytest.approx(0.1 * unscaled)  # the tuning grid scales the method's own weight

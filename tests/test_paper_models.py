@@ -9,12 +9,11 @@ import torchvision
 
 import fake_trees
 import tred.run
+from conftest import compose_cfg
 from tred.config import validate
 from tred.engine.precision import Precision, autocast_dtype
 from tred.errors import ConfigError
 from tred.models import build_backbone
-
-from conftest import compose_cfg
 
 
 def places365_checkpoint(path, arch=torchvision.models.resnet50):

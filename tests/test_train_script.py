@@ -41,7 +41,8 @@ def options(group):
     (["dataset.augment.flip=1"], r"error: unknown config key `dataset.augment.flip`; the keys of "
                                  r"`dataset.augment` are: crop_padding, hflip"),
     (["regularizer=foo"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
-    (["-m", "seed=0,1", "regularizer=l2,foo"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
+    (["-m", "seed=0,1", "regularizer=l2,foo"],
+     rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
     (["regularizer=[l2sp,foo]"], rf"error: unknown regularizer option `foo`; valid: {options('regularizer')}"),
     (["--cfg", "job", "trainer.max_iter=5"], r"error: unknown config key `trainer.max_iter`; .*"),
     (["-m", "method=tred_full,tred_min_mi", "regularizer.tred.alpha=1"],

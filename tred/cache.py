@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ def load_cached(path: Path, parts: dict) -> Any | None:
         return None
     try:
         entry = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or foreign file: recompute
+    except Exception as exc:  # noqa: BLE001 - truncated or foreign file: recompute
         log.warning("ignoring unreadable cache %s (%s)", path, exc)
         return None
     if not isinstance(entry, dict) or entry.get("key") != json.loads(json.dumps(parts, default=str)):

@@ -64,7 +64,7 @@ class RunLock:
         except OSError:
             return "unknown process"
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")
         deadline = None if self.wait_s < 0 else time.monotonic() + self.wait_s
@@ -128,7 +128,7 @@ class StopSignals:
         if self.received is not None:
             self._stop(self.received, iteration=iteration)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():  # signal.signal works only there
             for s in self.SIGNALS:
                 if signal.getsignal(s) in (signal.SIG_DFL, signal.default_int_handler):
@@ -154,7 +154,7 @@ class ParentWatch:
     the caller exits instead of taking the next job; outside it the process exits at once.
     """
 
-    _instance: "ParentWatch | None" = None
+    _instance: ParentWatch | None = None
 
     def __init__(self, poll_s: float = PARENT_POLL_S):
         self.parent, self.poll_s = os.getppid(), poll_s
@@ -163,7 +163,7 @@ class ParentWatch:
         self._thread = threading.Thread(target=self._watch, name="tred-parent-watch", daemon=True)
 
     @classmethod
-    def for_worker(cls, poll_s: float = PARENT_POLL_S) -> "ParentWatch | None":
+    def for_worker(cls, poll_s: float = PARENT_POLL_S) -> ParentWatch | None:
         if multiprocessing.parent_process() is None:
             return None
         if cls._instance is None:
@@ -180,7 +180,7 @@ class ParentWatch:
         else:
             os._exit(128 + signal.SIGTERM)
 
-    def running(self) -> "_Running":
+    def running(self) -> _Running:
         return _Running(self)
 
 

@@ -1,10 +1,11 @@
 """Paper-scale datasets read from disk in their native layouts (`tred.data.layouts`).
 
 `build_disk(cfg, seed)` reads the layout under `dataset.root` (default `$TRED_DATA/<name>`,
-else `./data/<name>`, the name of the dataset's record), optionally downloads it first (`dataset.download=true`), checks that
-every listed image exists, keeps the seeded class-balanced `sample_rate` subset of the training
-split and returns a `DiskImages` with the same interface as `InMemoryImages`, or, with
-`dataset.in_memory=true`, an `InMemoryImages` holding every image decoded once at `resize` px.
+else `./data/<name>`, the name of the dataset's record), optionally downloads it first
+(`dataset.download=true`), checks that every listed image exists, keeps the seeded
+class-balanced `sample_rate` subset of the training split and returns a `DiskImages` with the
+same interface as `InMemoryImages`, or, with `dataset.in_memory=true`, an `InMemoryImages`
+holding every image decoded once at `resize` px.
 Either way every image of the run is decoded before training (a corrupt file fails the run
 then, not at evaluation), and `split_digest` names the exact file lists, so a checkpoint is
 never resumed on another split (tred/run.py).
@@ -15,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

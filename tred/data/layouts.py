@@ -14,9 +14,9 @@ tests/test_disk_data.py (a fake tree in tests/fake_trees.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def _loadmat(path: Path) -> dict:
 
     try:
         return loadmat(str(path), squeeze_me=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - scipy raises many types for a corrupt file: re-raised as DataError
         raise DataError(f"cannot read {path} ({type(exc).__name__}: {exc}); fetch it again") from None
 
 

@@ -7,7 +7,7 @@ a generator seeded with (seed, e) and the augmentation of iteration i from one s
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -34,7 +34,7 @@ class Pipeline:
     def load(self, path: str, draft: int | None = None) -> Image.Image:
         try:
             return self._open(path, draft)
-        except Exception as exc:  # PIL raises many types for truncated or foreign files
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for truncated or foreign files
             raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); "
                             "the file is corrupt or not an image: fetch it again") from None
 

@@ -101,7 +101,7 @@ class Checkpointer:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # not written by us (atomic writes never leave half a file)
+        except Exception as exc:  # noqa: BLE001 - not written by us (atomic writes never leave half a file)
             raise ConfigError(f"checkpoint {self.path} is unreadable ({type(exc).__name__}); "
                               "delete it or pass resume=never to start over") from None
         diff = config_diff(state.get("config", {}), self.config)

@@ -172,7 +172,7 @@ class Finetuner:
                 weight = float(r.cfg[key])
                 where = (f"; regularizer.{r.name}.{key}={weight:g} is too large for this backbone and image "
                          f"size: ~{weight * ce / value:.1g} would make it about the cross-entropy (choose it on "
-                         "held-out data: a tuning sweep, README)")
+                         "held-out data: a tuning sweep, docs/results.md)")
             k = self.data.num_classes
             msg = (f"at the first step the loss term `{term}` is {value:.3g}, >= {DOMINANCE:g}x the cross-entropy "
                    f"({ce:.3g}; taken as at least ln({k}) = {math.log(k):.3g}): the penalty, not the task, would "

@@ -46,7 +46,8 @@ def embedded_lite0_state(body: nn.Module) -> dict:
     out = {}
     for (sk, sv), (dk, dv) in zip(src, dst.items()):
         if sv.shape != dv.shape:
-            raise ConfigError(f"embedded Lite0 weight {sk} {tuple(sv.shape)} does not fit timm's {dk} {tuple(dv.shape)}")
+            raise ConfigError(f"embedded Lite0 weight {sk} {tuple(sv.shape)} does not fit timm's {dk} "
+                              f"{tuple(dv.shape)}")
         out[dk] = sv
     return out
 
@@ -89,7 +90,7 @@ def load_local(body: nn.Module, path: str) -> None:
                           "resnet50_places365.pth.tar), or pretrained=true for the hub weights")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - pickle and torch raise many types for a foreign file
         raise ConfigError(f"cannot load checkpoint {path} as tensors only ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0]}); re-save its state_dict with torch.save") from None
     body.load_state_dict(convert_state(state, body, path))

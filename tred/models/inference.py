@@ -41,7 +41,7 @@ def conv_bn_pairs(module: nn.Module, example: torch.Tensor) -> list[tuple[str, s
     produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (conv name, output kept alive)
     pairs: list[tuple[str, str]] = []
     handles = []
-    for name, m in module.named_modules():
+    for _name, m in module.named_modules():
         if isinstance(m, nn.Conv2d):
             handles.append(m.register_forward_hook(
                 lambda mod, _inp, out: produced.__setitem__(id(out), (names[id(mod)], out))))

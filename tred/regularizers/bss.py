@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 
 from tred.errors import ConfigError
-from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 from tred.regularizers.functional import bss_penalty
+from tred.regularizers.registry import register
 
 
 @register("bss")

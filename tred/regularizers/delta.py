@@ -3,9 +3,9 @@
 from dataclasses import dataclass, field
 
 from tred.errors import ConfigError
-from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 from tred.regularizers.functional import delta_penalty, head_l2_penalty
+from tred.regularizers.registry import register
 
 
 @register("delta")

@@ -71,7 +71,8 @@ def relative_penalty(fm_t: torch.Tensor, ref: torch.Tensor, fm_s: torch.Tensor,
     magnitude, channel count, resolution or batch size (DELTA's own distance grows with all four).
     """
     zero = torch.zeros((), dtype=fm_s.dtype, device=fm_s.device)  # broadcast: no map-sized zeros
-    return delta_penalty(fm_t, ref, channel_weights) / delta_penalty(fm_s.detach(), zero, channel_weights).clamp_min(1e-12)
+    energy = delta_penalty(fm_s.detach(), zero, channel_weights).clamp_min(1e-12)
+    return delta_penalty(fm_t, ref, channel_weights) / energy
 
 
 def bss_penalty(features: torch.Tensor, k: int = 1) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
+from tred.regularizers.registry import register
 
 
 @register("l2")

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer
 from tred.regularizers.functional import head_l2_penalty, l2sp_penalty
+from tred.regularizers.registry import register
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 

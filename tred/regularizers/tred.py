@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 
 from tred.errors import ConfigError
-from tred.regularizers.registry import register
 from tred.regularizers.base import Regularizer, SetupContext, Step
 from tred.regularizers.functional import delta_penalty, head_l2_penalty, relative_penalty
+from tred.regularizers.registry import register
 from tred.stage1.stage import run_stage1
 
 REFERENCES = ("relevant", "full")
@@ -40,7 +40,8 @@ class TRED(Regularizer):
         # Layers whose feature map is disentangled and regularized; configs/regularizer/tred.yaml:
         # [${backbone.final_layer}], the backbone's final feature map.
         layers: list = field(default_factory=list)
-        # relevant: reference = E_r(FM(w0, x)) (TRED); full: reference = FM(w0, x) (ablation: no disentangler; the channel attention still runs).
+        # relevant: reference = E_r(FM(w0, x)) (TRED); full: reference = FM(w0, x) (ablation: no
+        # disentangler; the channel attention still runs).
         reference: str = "relevant"
         # uniform: W_jc = 1/C; attention: DELTA's channel attention (tred/stage1/channel_attention.py).
         channel_weights: str = "uniform"
@@ -63,7 +64,8 @@ class TRED(Regularizer):
         if cfg.reference not in REFERENCES:
             raise ConfigError(f"regularizer.tred.reference={cfg.reference!r}; valid: {list(REFERENCES)}")
         if cfg.channel_weights not in CHANNEL_WEIGHTS:
-            raise ConfigError(f"regularizer.tred.channel_weights={cfg.channel_weights!r}; valid: {list(CHANNEL_WEIGHTS)}")
+            raise ConfigError(f"regularizer.tred.channel_weights={cfg.channel_weights!r}; "
+                              f"valid: {list(CHANNEL_WEIGHTS)}")
         if cfg.distance not in DISTANCES:
             raise ConfigError(f"regularizer.tred.distance={cfg.distance!r}; valid: {list(DISTANCES)}")
         self.layers = tuple(layers)

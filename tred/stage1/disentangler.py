@@ -95,7 +95,7 @@ class Disentangler(nn.Module):
                 "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
 
     @classmethod
-    def from_export(cls, saved: dict) -> "Disentangler":
+    def from_export(cls, saved: dict) -> Disentangler:
         model = cls(saved["channels"], saved["num_classes"], saved.get("parts", "branches"))
         for name in model.channels:  # the projection's rank is known only from what was saved
             key = f"layers.{module_key(name)}.basis"

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-from typing import Callable
 
 from omegaconf import OmegaConf
 
@@ -31,7 +30,8 @@ FINAL_KEYS = ("ce", "acc", "rec", "mmd2", "mi")
 def cache_parts(settings, identity: dict, seed: int, layers, eval_batch_size: int) -> dict:
     """Everything that determines the trained disentangler (the cache key)."""
     return {"version": CACHE_VERSION, "backbone": identity["backbone"], "dataset": identity["dataset"],
-            "kernels": identity.get("kernels"), "seed": seed, "disentangle": OmegaConf.to_container(settings, resolve=True), "layers": list(layers),
+            "kernels": identity.get("kernels"), "seed": seed,
+            "disentangle": OmegaConf.to_container(settings, resolve=True), "layers": list(layers),
             "eval_batch_size": eval_batch_size}
 
 
