@@ -1,0 +1,32 @@
+"""scripts/archive_runs.py: a sweep's finished runs as text records give the same table and resume."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.fake_runs import paired_sweep, write_run
+from tred.tables.render import to_markdown
+from tred.tables.table import build_table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import archive_runs  # noqa: E402
+
+
+def test_the_records_give_the_same_table_and_nothing_else(tmp_path):
+    sweep = paired_sweep(tmp_path / "s")
+    write_run(sweep, "l2", "elpv", 7, None, result=False)  # unfinished: config.yaml only
+    (sweep / "l2" / "elpv" / "sr1.0" / "seed0" / "checkpoint.pt").write_bytes(b"x" * 100)
+    (sweep / "wandb").mkdir()
+    assert archive_runs.main([str(sweep), str(tmp_path / "a")]) == 0
+    kept = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(kept) == 12 * 2  # 12 finished runs (one failed) x result.json + config.yaml
+    assert not any("checkpoint" in k or "wandb" in k or "seed7" in k for k in kept)
+    finished = sweep / "l2" / "elpv" / "sr1.0" / "seed7"
+    assert finished.is_dir() and not (tmp_path / "a" / "l2" / "elpv" / "sr1.0" / "seed7").exists()
+    # the table from the records: the same numbers (the unfinished seed 7 is not in the archive)
+    (finished / "config.yaml").unlink()
+    finished.rmdir()
+    assert to_markdown(build_table(tmp_path / "a")) == to_markdown(build_table(sweep))
