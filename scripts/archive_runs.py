@@ -1,8 +1,11 @@
 """Keep a sweep's finished runs as small text records, to commit, rebuild its table from, or resume.
 
-    python scripts/archive_runs.py outputs/sweeps/mini_table results/mini_table
-    python scripts/make_table.py results/mini_table                   # the same table, from the records
-    cp -r results/mini_table/. outputs/sweeps/mini_table/             # resume: finished runs are skipped
+    python scripts/archive_runs.py outputs/sweeps/mini_table outputs/records/mini_table
+    python scripts/make_table.py outputs/records/mini_table           # the same table, from the records
+    cp -r outputs/records/mini_table/. outputs/sweeps/mini_table/     # resume: finished runs are skipped
+
+`outputs/records/` is the one part of outputs/ that git keeps: the records behind the tables of
+docs/results.md, so anyone can rebuild a table, or continue a sweep on another machine.
 
 Copies, for every run directory with a completed or failed `result.json`, its `result.json`,
 `config.yaml` and `metrics.csv` (and `.hydra/overrides.yaml`), plus the sweep's `multirun.yaml`
