@@ -8,16 +8,19 @@
 docs/results.md, so anyone can rebuild a table, or continue a sweep on another machine.
 
 Copies, for every run directory with a completed or failed `result.json`, its `result.json`,
-`config.yaml` and `metrics.csv` (and `.hydra/overrides.yaml`), plus the sweep's `multirun.yaml`
-(the declared grid), into the same relative paths under the archive; nothing else (no
-checkpoints, caches, W&B files or logs). A run's identity is its config.yaml, so a sweep re-run
-over the restored records skips them exactly as it skips runs it made itself.
+`config.yaml` and `metrics.csv` (and `.hydra/overrides.yaml`), plus the declared grid of the
+sweep's `multirun.yaml` (its sweeper params and command-line overrides), into the same relative
+paths under the archive; nothing else (no checkpoints, caches, W&B files or logs). Where the
+data lay on this machine (`dataset.root`, an operational key: resume ignores it) is left out.
+A run's identity is its config.yaml, so a sweep re-run over the restored records skips them
+exactly as it skips runs it made itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,9 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from omegaconf import OmegaConf  # noqa: E402
+
 from tred.tables.runs import run_dirs  # noqa: E402
 
 FILES = ("result.json", "config.yaml", "metrics.csv", ".hydra/overrides.yaml")
+LOCAL = ("dataset.root=", "hydra.", "cache_dir=")  # this machine's paths, not part of the grid
 
 
 def archive(sweep: Path, dest: Path) -> int:
@@ -44,12 +50,29 @@ def archive(sweep: Path, dest: Path) -> int:
             if (d / name).is_file():
                 target = dest / d.relative_to(sweep) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(d / name, target)
+                shutil.copy2(d / name, target)  # with its time: tables date the runs by it
+                if name == "config.yaml":
+                    _strip_root(target)
+                elif name.endswith("overrides.yaml"):
+                    kept = [o for o in OmegaConf.load(target) if not str(o).startswith(LOCAL)]
+                    OmegaConf.save(OmegaConf.create(kept), target)
         n += 1
     if (sweep / "multirun.yaml").is_file():
+        hydra = OmegaConf.load(sweep / "multirun.yaml").hydra
+        grid = {"hydra": {"sweeper": {"params": hydra.sweeper.get("params") or {}},
+                          "overrides": {"task": [o for o in hydra.overrides.task if not o.startswith(LOCAL)]}}}
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sweep / "multirun.yaml", dest / "multirun.yaml")
+        OmegaConf.save(OmegaConf.create(grid), dest / "multirun.yaml")
     return n
+
+
+def _strip_root(path: Path) -> None:
+    cfg = OmegaConf.load(path)
+    if OmegaConf.select(cfg, "dataset.root") is not None:
+        stat = path.stat()
+        cfg.dataset.root = None
+        OmegaConf.save(cfg, path)
+        os.utime(path, (stat.st_atime, stat.st_mtime))
 
 
 def main(argv=None) -> int:
