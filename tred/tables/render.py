@@ -114,18 +114,12 @@ def provenance_note(table: Table) -> str:
                          "bit for bit only with the same launcher settings")
         else:
             parts.append(f"threads per run {threads[0]}")
-    if "kernels" in done:
-        settings = sorted({v for v in done["kernels"].dropna() if v})
-        if len(settings) == 1:
-            parts.append(f"kernels {settings[0]}")
-        elif settings:
-            parts.append(f"runs differ in kernel settings (pooled with --allow-mixed): {' | '.join(settings)}")
-    if "versions" in done:
-        versions = sorted({v for v in done["versions"].dropna() if v})
-        if len(versions) == 1:
-            parts.append(f"versions: {versions[0]}")
-        elif versions:
-            parts.append(f"runs differ in versions: {' | '.join(versions)}")
+    agree = (("kernels", "kernels ", "runs differ in kernel settings (pooled with --allow-mixed): "),
+             ("versions", "versions: ", "runs differ in versions: "))
+    for column, same, differ in agree:
+        values = sorted({v for v in done[column].dropna() if v}) if column in done else []
+        if values:
+            parts.append((same if len(values) == 1 else differ) + " | ".join(values))
     return ("Runs: " + "; ".join(parts) + ".") if parts else ""
 
 
