@@ -11,7 +11,8 @@ Copies, for every run directory with a completed or failed `result.json`, its `r
 `config.yaml` and `metrics.csv` (and `.hydra/overrides.yaml`), plus the declared grid of the
 sweep's `multirun.yaml` (its sweeper params and command-line overrides), into the same relative
 paths under the archive; nothing else (no checkpoints, caches, W&B files or logs). Where the
-data lay on this machine (`dataset.root`, an operational key: resume ignores it) is left out.
+data lay on this machine (`dataset.root`, an operational key: resume ignores it) is left out; a
+result.json without `finished` (runs made before it existed) gets it from the file's time.
 A run's identity is its config.yaml, so a sweep re-run over the restored records skips them
 exactly as it skips runs it made itself.
 """
@@ -19,6 +20,7 @@ exactly as it skips runs it made itself.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from omegaconf import OmegaConf  # noqa: E402
 
+from tred.io import write_json  # noqa: E402
 from tred.tables.runs import run_dirs  # noqa: E402
 
 FILES = ("result.json", "config.yaml", "metrics.csv", ".hydra/overrides.yaml")
@@ -53,6 +56,8 @@ def archive(sweep: Path, dest: Path) -> int:
                 shutil.copy2(d / name, target)  # with its time: tables date the runs by it
                 if name == "config.yaml":
                     _strip_root(target)
+                elif name == "result.json":
+                    _stamp_finished(target)
                 elif name.endswith("overrides.yaml"):
                     kept = [o for o in OmegaConf.load(target) if not str(o).startswith(LOCAL)]
                     OmegaConf.save(OmegaConf.create(kept), target)
@@ -64,6 +69,19 @@ def archive(sweep: Path, dest: Path) -> int:
         dest.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(grid), dest / "multirun.yaml")
     return n
+
+
+def _stamp_finished(path: Path) -> None:
+    """A run made before result.json had `finished`: its time from the file's modification time,
+    which the copy kept, so that the tables' dates survive git (which does not keep file times)."""
+    res = json.loads(path.read_text())
+    if res.get("finished"):
+        return
+    stat = path.stat()
+    res["finished"] = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc).isoformat(
+        timespec="seconds")
+    write_json(path, res)
+    os.utime(path, (stat.st_atime, stat.st_mtime))
 
 
 def _strip_root(path: Path) -> None:

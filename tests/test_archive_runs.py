@@ -30,3 +30,23 @@ def test_the_records_give_the_same_table_and_nothing_else(tmp_path):
     (finished / "config.yaml").unlink()
     finished.rmdir()
     assert to_markdown(build_table(tmp_path / "a")) == to_markdown(build_table(sweep))
+
+
+def test_the_records_keep_the_day_the_runs_finished_without_file_times(tmp_path):
+    """git does not keep file times: the archive writes each run's end into result.json."""
+    import json
+    import os
+    import shutil
+
+    from tred.tables.render import section_text
+
+    sweep = paired_sweep(tmp_path / "s")
+    day = 1_700_000_000  # 2023-11-14 UTC
+    for res in sweep.rglob("result.json"):
+        os.utime(res, (day, day))
+    assert archive_runs.main([str(sweep), str(tmp_path / "a")]) == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "clone")  # new file times, as in a fresh clone
+    stamps = {json.loads(p.read_text())["finished"] for p in (tmp_path / "clone").rglob("result.json")}
+    assert stamps == {"2023-11-14T22:13:20+00:00"}
+    table = build_table(tmp_path / "clone")
+    assert "the last run finished 2023-11-14." in section_text(table, "", "cmd")

@@ -12,7 +12,7 @@ from conftest import make_cfg
 from tred.errors import ConfigError
 
 CONTRACT = {"status", "test_acc", "dataset", "regularizer", "disentangle", "seed", "sample_rate",
-            "iters", "wall_time_s"}
+            "iters", "wall_time_s", "finished"}
 
 
 def test_smoke_run_writes_the_contract(tmp_path, smoke):

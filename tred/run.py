@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import tempfile
+import datetime
 import time
 from pathlib import Path
 
@@ -84,6 +85,11 @@ def warn_if_failed(run_dir: Path) -> None:
         return
     if isinstance(result, dict) and result.get("status") == "failed":
         log.warning("re-running %s: the previous attempt failed: %s", run_dir, result.get("error"))
+
+
+def finished_stamp() -> str:
+    """When a run ended, UTC to the second (result.json `finished`)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def result_stub(cfg: DictConfig) -> dict:
@@ -279,6 +285,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, on_start, kernels: dict) -> dict
     finally:
         if "status" in result:  # completed or failed; an interrupted run leaves no result
             result["wall_time_s"] = time.perf_counter() - start
+            result["finished"] = finished_stamp()  # the table's date: a file's mtime does not survive git
             write_json(run_dir / RESULT, result)  # local files first: a sink failure loses nothing
         for sink in sinks:
             sink.finish(result)

@@ -54,7 +54,8 @@ def to_markdown(columns: list[Column]) -> str:
         lines.append("| " + " | ".join([display_name(m), *cells]) + " |")
     seeds = sorted({len(c.table.grid.seeds) for c in columns})
     lines += ["", f"Each method's top-1 test accuracy minus fine-tuning's, paired by seed, mean [95% Student-t "
-              f"interval] over {' / '.join(map(str, seeds))} seeds; ↑ / ↓: the interval excludes 0."]
+              f"interval] over {' / '.join(map(str, seeds))} seeds; ↑ / ↓: p < 0.05 after Holm's correction across "
+              "the rows of a column (the interval shown is the uncorrected one)."]
     return "\n".join(lines) + "\n"
 
 

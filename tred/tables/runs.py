@@ -148,7 +148,7 @@ def _read_result(path: Path) -> dict:
         versions["cpu"] = res["machine"]["cpu_capability"]  # CPU kernels: results may differ between them
     out["versions"] = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) if versions else ""
     out["kernels"] = kernel_settings(res.get("kernels"), res.get("machine"))
-    out["finished"] = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc).date().isoformat()
+    out["finished"] = finished_date(res, path)
     return out
 
 
@@ -250,3 +250,12 @@ def expected_grid(runs: pd.DataFrame, sweep_dir: Path, configs: Path = CONFIGS) 
 
     return Grid(method_order(union(methods, runs["method"])), union(datasets, runs["dataset"]),
                 sorted(union(rates, runs["sample_rate"])), union(seeds, runs["seed"]))
+
+
+def finished_date(res: dict, path: Path) -> str:
+    """The day a run ended (UTC): result.json's `finished`, else (runs made before it existed)
+    the file's modification time, which a copy with its times (archive_runs.py) keeps but git does not."""
+    stamp = res.get("finished")
+    if isinstance(stamp, str) and len(stamp) >= 10:
+        return stamp[:10]
+    return datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc).date().isoformat()
