@@ -7,11 +7,11 @@ resumable (tred/engine/checkpoint.py); `run.lock` keeps one process per run dire
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import random
 import tempfile
-import datetime
 import time
 from pathlib import Path
 
