@@ -15,6 +15,10 @@ thread counts and CPU instruction sets (result.json `code_version`, `threads`,
 `machine.cpu_capability`). Per method the value with the
 highest mean wins; ties go to the value nearest the published weight (weight_scale nearest 1).
 
+`--into PAGE#SECTION` writes the same scores as a markdown table into that generated section of a
+page (docs/results.md; tred/tables/page.py): a row per method, a column per `weight_scale`, the
+chosen weight in bold.
+
 `--write FILE` writes each method's chosen weight, the scores as comments and a `weights_note`
 that tables print in their caption (configs/tuned/*.yaml; the table experiments include it in
 their defaults list): under `regularizer_overrides.<regularizer>` when the sweep tunes one method
@@ -33,9 +37,11 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from tred.errors import TredError
 from tred.io import atomic_write, read_json
 from tred.kernels import settings as kernel_settings
-from tred.methods import method_of_config
+from tred.methods import display_name, method_of_config, method_order
+from tred.tables.page import parse_target, read_section, write_section
 from tred.tables.runs import TableError, check_kernels, main_weights, run_dirs
 
 WEIGHT = "weight"
@@ -182,6 +188,36 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
     return "\n".join(lines) + "\n" + body
 
 
+def to_markdown(df: pd.DataFrame, table: pd.DataFrame, chosen: dict) -> str:
+    """The scores as a page table: mean validation accuracy (%) per method and `weight_scale`
+    (x the weight each run started from: the published one, or the smaller budget's choice)."""
+    scales = sorted({float(s) for s in table["scale"]})
+    keys = df.drop_duplicates("method").set_index("method")["key"]
+    edge = set(at_edge(table, chosen))
+    head = ["Method (weight)", *(f"x{s:g}" for s in scales), "chosen"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] + [":---:"] * (len(head) - 1)) + "|"]
+    for method in method_order(set(table.index.get_level_values("method"))):
+        sub = table.loc[method]
+        cells = []
+        for scale in scales:
+            row = sub[sub["scale"].astype(float) == scale]
+            if row.empty:
+                cells.append("")
+                continue
+            weight, r = row.index[0], row.iloc[0]
+            text = ("failed" if r["not_completed"] > r["missing"] else
+                    f"{int(r['missing'])} missing" if r["missing"] else f"{r['mean']:.2f}")
+            cells.append(f"**{text}**" if chosen.get(method) == float(weight) else text)
+        pick = f"{chosen[method]:g}" + (" (edge)" if method in edge else "") if method in chosen else "none"
+        lines.append("| " + " | ".join([f"{display_name(method)} `{keys[method]}`", *cells, pick]) + " |")
+    seeds = ", ".join(str(s) for s in sorted(df["seed"].unique()))
+    lines += ["", f"Mean validation accuracy (%) over seeds {seeds} (held-out training images, never the "
+              "test split); x: `weight_scale`, the multiple of the weight each run started from; bold: "
+              "the chosen weight (the highest mean; edge: the smallest or largest value tried). "
+              f"{len(df)} runs; {provenance(df)}."]
+    return "\n".join(lines) + "\n"
+
+
 def sweep_label(sweep: Path) -> str:
     """The sweep directory as the written file names it: relative to the repository root, else
     (a sweep kept elsewhere) its name alone; never an absolute path of this machine."""
@@ -206,11 +242,20 @@ def main(argv=None) -> int:
     ap.add_argument("key", nargs="?", default=None,
                     help="config key of the swept value (default: each run's main regularizer weight)")
     ap.add_argument("--write", type=Path, default=None, help="write the chosen weights as a config here")
+    ap.add_argument("--into", default=None, metavar="PAGE#SECTION",
+                    help="also write the scores into this generated section of a markdown page")
     ap.add_argument("--allow-mixed", action="store_true",
                     help="pool runs of different kernel settings (trainer.kernels, CPU code paths, threads)")
     args = ap.parse_args(argv)
     if not args.sweep_dir.is_dir():
         sys.exit(f"error: {args.sweep_dir} does not exist; run the tuning sweep first")
+    target = None
+    if args.into:
+        try:
+            target = parse_target(args.into)
+            read_section(*target)
+        except TredError as exc:
+            sys.exit(f"error: {exc}")
     df = collect(args.sweep_dir, args.key)
     if not args.allow_mixed:
         try:
@@ -238,8 +283,18 @@ def main(argv=None) -> int:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(args.write, lambda fh: fh.write(text))
         print(f"wrote {args.write}")
+    if target:
+        command = " ".join(["scripts/tune_summary.py", *map(str, argv if argv is not None else sys.argv[1:])])
+        write_section(*target, f"_Generated by `{command}`._\n\n{to_markdown(df, table, chosen)}")
+        print(f"wrote section {target[1]!r} of {target[0]}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SystemExit as exc:  # bad input: its one line, exit 2
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            sys.exit(2)
+        raise

@@ -1,4 +1,4 @@
-"""The committed pages' generated sections (README.md's headline, docs/results.md's tables) are
+"""The committed pages' generated sections (README.md's headline, docs/results.md's tables and tuning scores) are
 exactly what their own commands render from the committed run records (outputs/records), so no
 number on them is typed by hand or left behind when the records change."""
 
@@ -17,12 +17,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import headline  # noqa: E402
 import make_table  # noqa: E402
+import tune_summary  # noqa: E402
 
 from tred.tables.page import read_section  # noqa: E402
 
 PAGES = ("README.md", "docs/results.md")
 MARKER = re.compile(r"^<!-- BEGIN generated: ([\w.-]+) \((.*)\) -->$", re.M)
-SCRIPTS = {"scripts/make_table.py": make_table.main, "scripts/headline.py": headline.main}
+SCRIPTS = {"scripts/make_table.py": make_table.main, "scripts/headline.py": headline.main,
+           "scripts/tune_summary.py": tune_summary.main}
 
 
 def sections() -> list[tuple[str, str, str]]:
