@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tred.methods import FINETUNE, display_name  # noqa: E402
-from tred.tables.render import _paired_text, paired_columns  # noqa: E402
+from tred.tables.render import CLAIM_GAIN, _paired_text, paired_columns  # noqa: E402
 from tred.tables.stats import NO_PAIRS  # noqa: E402
 from tred.tables.table import Table  # noqa: E402
 
@@ -60,7 +60,8 @@ def to_markdown(columns: list[Column]) -> str:
 
 
 def figure(columns: list[Column], path: Path, title: str) -> Path:
-    """One row per method, one marker per column, the 95% interval as a bar; 0 = fine-tuning."""
+    """One row per method, one marker per column, the 95% interval as a bar; 0 = fine-tuning, the
+    dashed line = the paper's claim (+2 points)."""
     methods = methods_of(columns)
     fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.42 * len(methods)), layout="constrained")
     step = 0.6 / max(len(columns), 1)
@@ -73,12 +74,13 @@ def figure(columns: list[Column], path: Path, title: str) -> Path:
         ax.errorbar([p.mean for _, p in pts], [y for y, _ in pts], xerr=[lo, hi], fmt="o", capsize=3,
                     color=colors[j % len(colors)], label=col.label)
     ax.axvline(0, color="black", lw=1)
+    ax.axvline(CLAIM_GAIN, color="grey", lw=1, ls="--", label=f"the paper's claim: +{CLAIM_GAIN:g}")
     ax.set_yticks(range(len(methods)), [display_name(m) for m in methods])
     ax.invert_yaxis()
     ax.set_xlabel("difference to fine-tuning (points), paired by seed, 95% interval")
     ax.set_title(title, fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
-    fig.legend(fontsize="small", loc="outside upper right", ncols=len(columns))
+    fig.legend(fontsize="small", loc="outside upper right", ncols=len(columns) + 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
