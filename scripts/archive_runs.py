@@ -20,7 +20,6 @@ exactly as it skips runs it made itself.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from tred.io import write_json  # noqa: E402
+from tred.io import utc_stamp, write_json  # noqa: E402
 from tred.tables.runs import run_dirs  # noqa: E402
 
 FILES = ("result.json", "config.yaml", "metrics.csv", ".hydra/overrides.yaml")
@@ -77,20 +76,22 @@ def _stamp_finished(path: Path) -> None:
     res = json.loads(path.read_text())
     if res.get("finished"):
         return
-    stat = path.stat()
-    res["finished"] = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc).isoformat(
-        timespec="seconds")
-    write_json(path, res)
-    os.utime(path, (stat.st_atime, stat.st_mtime))
+    res["finished"] = utc_stamp(path.stat().st_mtime)
+    _keeping_time(path, lambda: write_json(path, res))
 
 
 def _strip_root(path: Path) -> None:
     cfg = OmegaConf.load(path)
     if OmegaConf.select(cfg, "dataset.root") is not None:
-        stat = path.stat()
         cfg.dataset.root = None
-        OmegaConf.save(cfg, path)
-        os.utime(path, (stat.st_atime, stat.st_mtime))
+        _keeping_time(path, lambda: OmegaConf.save(cfg, path))
+
+
+def _keeping_time(path: Path, rewrite) -> None:
+    """Rewrite `path` and give it back its modification time (the run's, which the copy kept)."""
+    stat = path.stat()
+    rewrite()
+    os.utime(path, (stat.st_atime, stat.st_mtime))
 
 
 def main(argv=None) -> int:

@@ -148,6 +148,13 @@ def at_edge(table: pd.DataFrame, chosen: dict) -> list[str]:
     return out
 
 
+def score_text(row) -> str:
+    """A weight's score as the written file and the page show it (a row of `summarize`)."""
+    if row["not_completed"] > row["missing"]:
+        return "failed"
+    return f"{int(row['missing'])} of its runs missing" if row["missing"] else f"{row['mean']:.2f}"
+
+
 def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path) -> str:
     regs = df.drop_duplicates("method").set_index("method")[["regularizer", "key"]]
     overrides: dict = {}
@@ -174,9 +181,7 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
         cells = []
         for (_, w), row in sub.iterrows():
             mark = "*" if chosen.get(method) == float(w) else ""
-            acc = ("failed" if row["not_completed"] > row["missing"] else
-                   f"{int(row['missing'])} of its runs missing" if row["missing"] else f"{row['mean']:.2f}")
-            cells.append(f"{w:g} {acc}{mark}")
+            cells.append(f"{w:g} {score_text(row)}{mark}")
         edge = " (at the edge of the grid)" if method in at_edge(table, chosen) else ""
         lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells) + edge)
     note = ("Weights chosen on held-out training data, never the test split (highest mean validation "
@@ -205,8 +210,7 @@ def to_markdown(df: pd.DataFrame, table: pd.DataFrame, chosen: dict) -> str:
                 cells.append("")
                 continue
             weight, r = row.index[0], row.iloc[0]
-            text = ("failed" if r["not_completed"] > r["missing"] else
-                    f"{int(r['missing'])} missing" if r["missing"] else f"{r['mean']:.2f}")
+            text = score_text(r)
             cells.append(f"**{text}**" if chosen.get(method) == float(weight) else text)
         pick = f"{chosen[method]:g}" + (" (edge)" if method in edge else "") if method in chosen else "none"
         lines.append("| " + " | ".join([f"{display_name(method)} `{keys[method]}`", *cells, pick]) + " |")

@@ -10,6 +10,7 @@ readers never look at (they open the final names) and `remove_stray_temps` delet
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -86,6 +87,13 @@ def remove_stray_temps(path: str | os.PathLike) -> None:
 
 def write_json(path, obj: Any) -> None:
     atomic_write(path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=True, default=str))
+
+
+def utc_stamp(epoch: float | None = None) -> str:
+    """A moment (now, or `epoch` seconds) in UTC to the second, ISO 8601: result.json's `finished`."""
+    moment = datetime.datetime.now(datetime.timezone.utc) if epoch is None else \
+        datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.isoformat(timespec="seconds")
 
 
 def read_json(path) -> Any:

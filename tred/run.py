@@ -7,7 +7,6 @@ resumable (tred/engine/checkpoint.py); `run.lock` keeps one process per run dire
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import random
@@ -27,7 +26,7 @@ from tred.engine.health import health_warnings
 from tred.engine.loop import Finetuner
 from tred.engine.metrics import MetricsLog
 from tred.errors import ConfigError, DataError, OutputError
-from tred.io import atomic_write, read_json, remove_stray_temps, write_json
+from tred.io import atomic_write, read_json, remove_stray_temps, utc_stamp, write_json
 from tred.kernels import check as check_kernels
 from tred.kernels import pin
 from tred.kernels import settings as kernel_settings
@@ -85,11 +84,6 @@ def warn_if_failed(run_dir: Path) -> None:
         return
     if isinstance(result, dict) and result.get("status") == "failed":
         log.warning("re-running %s: the previous attempt failed: %s", run_dir, result.get("error"))
-
-
-def finished_stamp() -> str:
-    """When a run ended, UTC to the second (result.json `finished`)."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def result_stub(cfg: DictConfig) -> dict:
@@ -285,7 +279,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, on_start, kernels: dict) -> dict
     finally:
         if "status" in result:  # completed or failed; an interrupted run leaves no result
             result["wall_time_s"] = time.perf_counter() - start
-            result["finished"] = finished_stamp()  # the table's date: a file's mtime does not survive git
+            result["finished"] = utc_stamp()  # the table's date: a file's mtime does not survive git
             write_json(run_dir / RESULT, result)  # local files first: a sink failure loses nothing
         for sink in sinks:
             sink.finish(result)

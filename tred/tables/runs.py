@@ -12,7 +12,6 @@ smaller table.
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import math
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from tred.errors import TredError
-from tred.io import read_json
+from tred.io import read_json, utc_stamp
 from tred.kernels import settings as kernel_settings
 from tred.methods import method_name, method_of_config, method_order
 
@@ -258,4 +257,4 @@ def finished_date(res: dict, path: Path) -> str:
     stamp = res.get("finished")
     if isinstance(stamp, str) and len(stamp) >= 10:
         return stamp[:10]
-    return datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc).date().isoformat()
+    return utc_stamp(path.stat().st_mtime)[:10]
