@@ -16,7 +16,8 @@ directory is in one state:
   rates x seeds, the declared values united with those on disk) times every other swept key.
 
 ETA = (running + interrupted + not started) x the median `wall_time_s` of the completed runs
-/ --jobs (default $TRED_JOBS, else 1). A running run counts as a whole one: an upper bound.
+/ --jobs (default $TRED_JOBS, else the number of runs running now, at least 1: a parallel
+launcher keeps that many going). A running run counts as a whole one: an upper bound.
 Bad input (no such directory, nothing in it) exits with status 2.
 """
 
@@ -119,7 +120,7 @@ def _state(d: Path, result: dict | None, held: set, now: float, recent_s: float)
     return "running" if mtimes and now - max(mtimes) <= recent_s else "interrupted"
 
 
-def sweep_status(sweep_dir: Path, jobs: int = 1, recent_s: float = RECENT_S, now: float | None = None,
+def sweep_status(sweep_dir: Path, jobs: int | None = None, recent_s: float = RECENT_S, now: float | None = None,
                  held: set | None = None) -> Status:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -161,6 +162,8 @@ def sweep_status(sweep_dir: Path, jobs: int = 1, recent_s: float = RECENT_S, now
     declared = set(itertools.product(*(dim or [None] for dim in dims)))
     found = set(rows)
     counts["not started"] = len(declared - found)
+    if jobs is None:  # the runs going now are the launcher's parallel jobs
+        jobs = max(1, counts["running"])
     return Status(counts, failed, len(declared | found), statistics.median(walls) if walls else None, jobs)
 
 
@@ -191,16 +194,18 @@ def report(sweep_dir: Path, st: Status) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweep_dir", type=Path, help="a sweep directory, e.g. outputs/sweeps/mini_table")
-    ap.add_argument("--jobs", type=int, default=None, help="runs in parallel (default $TRED_JOBS, else 1)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="runs in parallel (default $TRED_JOBS, else the runs running now)")
     ap.add_argument("--recent-s", type=float, default=RECENT_S,
                     help="a run without result.json whose metrics.csv changed this recently is running")
     args = ap.parse_args(argv)
     try:
-        jobs = args.jobs if args.jobs is not None else int(os.environ.get("TRED_JOBS") or 1)
+        env = os.environ.get("TRED_JOBS")
+        jobs = args.jobs if args.jobs is not None else int(env) if env else None
     except ValueError:
         print(f"error: TRED_JOBS={os.environ['TRED_JOBS']!r} is not a number; set it or pass --jobs", file=sys.stderr)
         return 2
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         print(f"error: --jobs must be >= 1, got {jobs}", file=sys.stderr)
         return 2
     try:

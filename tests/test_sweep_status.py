@@ -84,6 +84,8 @@ def test_counts_reasons_and_eta(sweep, capsys):
         assert st.failed == [("l2/digits/sr1.0/seed2", ERROR)]
         assert st.median_s == 200.0 and st.eta_s == 3 * 200.0 / 2
         assert sweep_status.main([str(root), "--jobs", "2"]) == 0
+        # without --jobs or TRED_JOBS, the runs running now are the jobs: here 1
+        assert sweep_status.sweep_status(root).jobs == 1
     finally:
         holder.kill()
         holder.wait()
@@ -99,7 +101,7 @@ def test_counts_reasons_and_eta(sweep, capsys):
         f"  l2/digits/sr1.0/seed2: {ERROR}",
         "ETA: 5m00s (3 remaining x median 200 s per completed run / 2 jobs)",
     ]
-    # the lock is gone (its holder died): the run is interrupted; TRED_JOBS gives the jobs
+    # the lock is gone (its holder died): the run is interrupted; nothing runs, so 1 job
     st = sweep_status.sweep_status(root)
     assert st.counts["running"] == 0 and st.counts["interrupted"] == 2 and st.jobs == 1 and st.eta_s == 600.0
 
@@ -111,6 +113,16 @@ def test_recent_metrics_without_a_lock_is_running(sweep):
     st = sweep_status.sweep_status(root, held=set())
     assert st.counts["running"] == 1 and st.counts["interrupted"] == 1
     assert sweep_status.sweep_status(root, held=set(), recent_s=0.0, now=time.time() + 60).counts["running"] == 0
+
+
+def test_jobs_default_to_the_runs_running_now(sweep):
+    """A parallel launcher keeps its n_jobs runs going: two running runs make the ETA half as long."""
+    root, running = sweep
+    for d in (running, running.parent / "seed1"):
+        (d / "metrics.csv").touch()
+    st = sweep_status.sweep_status(root, held=set())
+    assert st.counts["running"] == 2 and st.jobs == 2 and st.eta_s == 3 * 200.0 / 2
+    assert sweep_status.sweep_status(root, jobs=1, held=set()).eta_s == 3 * 200.0
 
 
 def test_other_swept_keys_multiply_the_runs(tmp_path):
@@ -133,7 +145,7 @@ def test_env_jobs_nothing_left_and_bad_input(tmp_path, monkeypatch, capsys):
     assert sweep_status.main([str(root)]) == 0
     out = capsys.readouterr().out
     assert "1 runs expected" in out and "ETA: nothing left to run" in out
-    assert sweep_status.sweep_status(root).jobs == 1  # the function's default; main reads TRED_JOBS
+    assert sweep_status.sweep_status(root).jobs == 1  # nothing running; main reads TRED_JOBS
     assert sweep_status.main([str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith(f"error: sweep directory {tmp_path / 'nope'} does not exist")
     (tmp_path / "empty").mkdir()
