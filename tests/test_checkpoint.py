@@ -1,5 +1,6 @@
 """Checkpoints (tred/engine/checkpoint.py) and resuming a run from them (tred/run.py): bit-exact
-after SIGTERM and kill, a killed checkpoint write, a checkpoint of another config, config_diff."""
+after SIGTERM and kill, the run's time carried across attempts, a killed checkpoint write, a
+checkpoint of another config, config_diff."""
 
 from __future__ import annotations
 
@@ -116,6 +117,43 @@ def test_resume_after_sigterm_and_kill_is_bit_exact(tmp_path, staged, monkeypatc
     assert a["trainer"]["optimizer"]["param_groups"] == b["trainer"]["optimizer"]["param_groups"]
     assert rows(run_dir / "metrics.csv") == rows(tmp_path / "a" / "run" / "metrics.csv")
     assert [r["iter"] for r in rows(run_dir / "metrics.csv")] == ["1", "2", "3", "3"]
+
+
+def test_a_resumed_run_counts_the_earlier_attempts_time(tmp_path, monkeypatch):
+    """wall_time_s / finetune_time_s of a resumed run = the earlier attempts' time up to the
+    checkpoint it resumed from (carried in the checkpoint) + its own; `attempts` counts them."""
+    cfg, run_dir = make_cfg(tmp_path, ["trainer.checkpoint_every=2"], {"l2": {"weight_decay": 1e-4}}), tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_after_step(m, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        with pytest.raises(RunInterrupted):
+            run(cfg, run_dir)
+    state = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    assert state["attempts"] == 1 and state["iteration"] == 2
+    assert 0 < state["trainer"]["finetune_time_s"] <= state["wall_time_s"]
+    # Make the first attempt's carried time unmistakable: 1000 s of wall, 600 s of fine-tuning.
+    state["wall_time_s"], state["trainer"]["finetune_time_s"] = 1000.0, 600.0
+    torch.save(state, run_dir / CHECKPOINT)
+    out = run(cfg, run_dir)
+    assert out["status"] == "completed" and out["attempts"] == 2
+    assert 1000.0 < out["wall_time_s"] < 1000.0 + 300 and 600.0 < out["finetune_time_s"] < 600.0 + 300
+    fresh = run(make_cfg(tmp_path / "b", [], {"l2": {"weight_decay": 1e-4}}), tmp_path / "b" / "run")
+    assert fresh["attempts"] == 1 and 0 < fresh["finetune_time_s"] < fresh["wall_time_s"] < 300
+
+
+def test_a_checkpoint_without_the_clock_resumes_counting_from_zero(tmp_path, monkeypatch):
+    """Checkpoints written before the time was carried (no wall_time_s / attempts) still resume."""
+    cfg, run_dir = make_cfg(tmp_path, ["trainer.checkpoint_every=2"], {"l2": {"weight_decay": 1e-4}}), tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_after_step(m, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        with pytest.raises(RunInterrupted):
+            run(cfg, run_dir)
+    state = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    for key in ("wall_time_s", "attempts"):
+        del state[key]
+    del state["trainer"]["finetune_time_s"]
+    torch.save(state, run_dir / CHECKPOINT)
+    out = run(cfg, run_dir)
+    assert out["status"] == "completed" and out["attempts"] == 2 and 0 < out["wall_time_s"] < 300
 
 
 class FakeTrainer:

@@ -169,6 +169,13 @@ def test_cost_note_from_the_runs_own_times(tmp_path):
     md = to_markdown(build_table(root))
     assert ("TRED stage 1 as computed (a cache hit at its compute time), % of the fine-tuning time: "
             "TRED Max-MMD 20-50, TRED Min-MI 10.") in md
+    assert "resumed" not in md  # runs that record no attempts (older ones) or one attempt
+    # Runs resumed after an interruption are named (their times carry the earlier attempts')
+    root = tmp_path / "resumed"
+    for seed, attempts in enumerate([1, 3, 2]):
+        write_run(root, "l2", "digits", seed, 60.0, extra={"wall_time_s": 100.0, "attempts": attempts})
+    assert ("median 1m40s per run (2 resumed after an interruption, each with its earlier attempts' time "
+            "up to the checkpoint it resumed from).") in to_markdown(build_table(root))
 
 
 def test_claim_check_states_the_default_and_the_best_tred_row(tmp_path):

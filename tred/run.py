@@ -265,7 +265,6 @@ def _run_locked(cfg: DictConfig, run_dir: Path, on_start, kernels: dict) -> dict
     result = {**result_stub(cfg), **provenance()}  # the code that runs now (informational, not identity)
     sinks = build_sinks(cfg, run_dir, result)  # never raises: W&B is optional
     metrics = MetricsLog(run_dir / METRICS, sinks)
-    start = time.perf_counter()
     try:
         with StopSignals() as stop:
             result.update(train_and_evaluate(cfg, run_dir, metrics, ckpt, resume, stop, kernels))
@@ -278,7 +277,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, on_start, kernels: dict) -> dict
         raise
     finally:
         if "status" in result:  # completed or failed; an interrupted run leaves no result
-            result["wall_time_s"] = time.perf_counter() - start
+            # This attempt's time plus the earlier ones' up to the checkpoint it resumed from.
+            result["wall_time_s"], result["attempts"] = ckpt.wall_time_s(), ckpt.attempts
             result["finished"] = utc_stamp()  # the table's date: a file's mtime does not survive git
             write_json(run_dir / RESULT, result)  # local files first: a sink failure loses nothing
         for sink in sinks:

@@ -4,7 +4,9 @@
 (model, optimizer, scheduler, iteration, each regularizer's `state_dict`), the state of every
 random generator (python, numpy, torch CPU, CUDA), the metrics rows so far, the stage-1
 diagnostics and the resolved config it was made from. The data stream is a pure function of
-(seed, iteration), so the iteration is its position.
+(seed, iteration), so the iteration is its position. It also carries the run's time so far (its
+`wall_time_s` at the save, and the trainer's `finetune_time_s`) and how many attempts made it, so
+a resumed run's result counts the earlier attempts up to their last checkpoint, not only its own.
 
 It is written (temporary file, fsync, rename: `tred.io.atomic_write`) at the end of stage 1,
 every `trainer.checkpoint_every` iterations, at the end of fine-tuning, and when SIGTERM /
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +88,13 @@ class Checkpointer:
         self.path = Path(run_dir) / CHECKPOINT
         self.config, self.every, self.max_iters = config, int(every), int(max_iters)
         self.saved_at: int | None = None
+        # The run's clock: this attempt's time since the Checkpointer was made, plus the earlier
+        # attempts' time up to the checkpoint resumed from (`load`); the lost tail after an
+        # attempt's last checkpoint is not known, and not counted.
+        self.started, self.wall_before, self.attempts = time.perf_counter(), 0.0, 1
+
+    def wall_time_s(self) -> float:
+        return self.wall_before + time.perf_counter() - self.started
 
     def remove_stray_temps(self) -> None:
         """Temporary files of writes killed half-way (safe: the caller holds the run lock)."""
@@ -109,12 +119,16 @@ class Checkpointer:
             raise ConfigError(
                 f"{self.path} was made with a different config ({'; '.join(diff)}); refusing to "
                 "resume: pass resume=never to start over, or use another run directory")
+        # Checkpoints written before the clock was carried lack these: their earlier time is lost.
+        self.wall_before = float(state.get("wall_time_s", 0.0))
+        self.attempts = int(state.get("attempts", 1)) + 1
         return state
 
     def save(self, trainer, metrics, info: dict) -> None:
         state = {"format": FORMAT, "config": self.config, "iteration": trainer.iteration,
                  "trainer": trainer.state_dict(), "rng": rng_state(),
-                 "metrics": list(metrics.rows), "info": dict(info)}
+                 "metrics": list(metrics.rows), "info": dict(info),
+                 "wall_time_s": self.wall_time_s(), "attempts": self.attempts}
         atomic_write(self.path, lambda fh: torch.save(state, fh), mode="wb")
         self.saved_at = trainer.iteration
         log.debug("checkpoint at iteration %d: %s", trainer.iteration, self.path)

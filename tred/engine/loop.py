@@ -51,6 +51,7 @@ class Finetuner:
         self.data, self.tcfg, self.seed, self.device, self.metrics = data, tcfg, seed, device, metrics
         self.optimizer, self.scheduler = build_optimizer(model, regularizers, tcfg)
         self.iteration = 0
+        self.finetune_time_s = 0.0  # fine-tuning time so far, earlier attempts' included (run())
         self.warnings: list[str] = []  # the start-of-run scale check's (trainer.penalty_check=warn)
         self._term_owner: dict = {}  # loss term -> the regularizer that returned it
         self.precision = Precision(device, tcfg.amp, tcfg.channels_last)
@@ -69,7 +70,7 @@ class Finetuner:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "iteration": self.iteration,
                 "regularizers": {r.name: r.state_dict() for r in self.regs},
-                "grad_scaler": self.precision.state_dict()}
+                "grad_scaler": self.precision.state_dict(), "finetune_time_s": self.finetune_time_s}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -79,6 +80,7 @@ class Finetuner:
         for r in self.regs:
             r.load_state_dict(state["regularizers"].get(r.name, {}))
         self.precision.load_state_dict(state.get("grad_scaler", {}))
+        self.finetune_time_s = float(state.get("finetune_time_s", 0.0))  # absent: an older checkpoint
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step; returns the detached loss terms."""
@@ -123,7 +125,7 @@ class Finetuner:
         stream = self.data.train_stream(t.batch_size, self.seed, start=self.iteration)
         bar = _progress(t.max_iters, self.iteration)
         window_t, window_n, window_correct = time.perf_counter(), 0, 0
-        start_t = time.perf_counter()
+        start_t, before = time.perf_counter(), self.finetune_time_s  # before: earlier attempts'
         for x, y in stream:
             if self.iteration >= t.max_iters:
                 break
@@ -131,6 +133,7 @@ class Finetuner:
             y = y.to(self.device, non_blocking=True)
             lr = self.optimizer.param_groups[0]["lr"]
             terms = self.step(x, y)
+            self.finetune_time_s = before + time.perf_counter() - start_t  # a checkpoint carries it
             if self.iteration == 1:  # the first step of the run (a resumed run has passed it)
                 self.check_penalty_scale(terms)
             window_n += len(y)
@@ -154,7 +157,8 @@ class Finetuner:
                 on_step(self)
         if bar is not None:
             bar.close()
-        return {"finetune_time_s": time.perf_counter() - start_t}
+        self.finetune_time_s = before + time.perf_counter() - start_t
+        return {"finetune_time_s": self.finetune_time_s}
 
 
     def check_penalty_scale(self, terms: dict) -> None:

@@ -129,13 +129,20 @@ def cost_note(table: Table) -> str:
     fine-tuning time per TRED method. The share is `stage1_compute_time_s` (what stage 1 costs a
     run that finds no cache: cached entries keep their compute time), so it does not depend on
     which run of a sweep filled the cache; runs from before that field use `stage1_time_s`, the
-    time the run spent (a cache hit costs it nothing), and the note says so."""
+    time the run spent (a cache hit costs it nothing), and the note says so. Runs resumed after an
+    interruption (`attempts` > 1) are counted: their earlier attempts' time up to the checkpoint
+    resumed from is in their own times; runs from before `attempts` existed count only their last
+    attempt, which the note cannot tell."""
     done = table.runs[table.runs["status"] == "completed"]
     if "wall_time_s" not in done or done["wall_time_s"].isna().all():
         return ""
     wall = done["wall_time_s"].dropna()
     text = (f"Cost: {len(wall)} completed runs, {_duration(wall.sum())} of run time in all "
             f"(sum of wall_time_s), median {_duration(wall.median())} per run")
+    resumed = int((done["attempts"].fillna(1) > 1).sum()) if "attempts" in done else 0
+    if resumed:
+        text += (f" ({resumed} resumed after an interruption, each with its earlier attempts' time up to the "
+                 "checkpoint it resumed from)")
     tred = done[done["method"].map(is_tred) & (done["finetune_time_s"] > 0)]
     computed = "stage1_compute_time_s" in tred and tred["stage1_compute_time_s"].notna().all()
     s1 = tred["stage1_compute_time_s" if computed else "stage1_time_s"]
