@@ -119,15 +119,20 @@ def test_resume_after_sigterm_and_kill_is_bit_exact(tmp_path, staged, monkeypatc
     assert [r["iter"] for r in rows(run_dir / "metrics.csv")] == ["1", "2", "3", "3"]
 
 
-def test_a_resumed_run_counts_the_earlier_attempts_time(tmp_path, monkeypatch):
-    """wall_time_s / finetune_time_s of a resumed run = the earlier attempts' time up to the
-    checkpoint it resumed from (carried in the checkpoint) + its own; `attempts` counts them."""
+def stopped_at_step_2(tmp_path, monkeypatch):
+    """An L2 run stopped by SIGTERM after step 2: its config, directory and checkpoint."""
     cfg, run_dir = make_cfg(tmp_path, ["trainer.checkpoint_every=2"], {"l2": {"weight_decay": 1e-4}}), tmp_path / "run"
     with monkeypatch.context() as m:
         interrupt_after_step(m, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
         with pytest.raises(RunInterrupted):
             run(cfg, run_dir)
-    state = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    return cfg, run_dir, torch.load(run_dir / CHECKPOINT, weights_only=False)
+
+
+def test_a_resumed_run_counts_the_earlier_attempts_time(tmp_path, monkeypatch):
+    """wall_time_s / finetune_time_s of a resumed run = the earlier attempts' time up to the
+    checkpoint it resumed from (carried in the checkpoint) + its own; `attempts` counts them."""
+    cfg, run_dir, state = stopped_at_step_2(tmp_path, monkeypatch)
     assert state["attempts"] == 1 and state["iteration"] == 2
     assert 0 < state["trainer"]["finetune_time_s"] <= state["wall_time_s"]
     # Make the first attempt's carried time unmistakable: 1000 s of wall, 600 s of fine-tuning.
@@ -142,12 +147,7 @@ def test_a_resumed_run_counts_the_earlier_attempts_time(tmp_path, monkeypatch):
 
 def test_a_checkpoint_without_the_clock_resumes_counting_from_zero(tmp_path, monkeypatch):
     """Checkpoints written before the time was carried (no wall_time_s / attempts) still resume."""
-    cfg, run_dir = make_cfg(tmp_path, ["trainer.checkpoint_every=2"], {"l2": {"weight_decay": 1e-4}}), tmp_path / "run"
-    with monkeypatch.context() as m:
-        interrupt_after_step(m, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
-        with pytest.raises(RunInterrupted):
-            run(cfg, run_dir)
-    state = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    cfg, run_dir, state = stopped_at_step_2(tmp_path, monkeypatch)
     for key in ("wall_time_s", "attempts"):
         del state[key]
     del state["trainer"]["finetune_time_s"]
