@@ -14,7 +14,10 @@ The protocol (docs/results.md, "The protocol"), the same for every dataset and e
   dataset.val_pool=unused`), seeds `--tune-seeds`; each row's main weight (`weight_scale`) on
   `--grid` x its published value at the smallest budget, and on `--regrid` x the weight chosen at
   the next smaller budget at each larger one (the same relative grid for every row, including the
-  smaller budget's choice); `scripts/tune_summary.py` picks the highest mean and writes
+  smaller budget's choice); a row whose best value is at an edge of its grid gets the next value
+  beyond that edge (one grid step further, the same seeds), for up to `--extend` rounds, so that a
+  choice is inside the values tried unless the rounds run out (`scripts/tune_summary.py
+  --beyond-edges` says which rows and values); `scripts/tune_summary.py` picks the highest mean and writes
   `<out>/configs/tuned/<label>_<budget>pc.yaml` (`--tuned BUDGET=FILE` uses a file you have instead
   of tuning at that budget);
 - the table: every row at its chosen weight x `--seeds`, `scripts/make_table.py` (table.md, .csv,
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 # The rows of every table: the baselines, the paper's three TRED variants, TRED's default and its control.
 ROWS = ("finetune", "l2sp", "at", "delta", "bss", "tred_max_mmd", "tred_min_mi", "tred_max_mmd_min_mi",
         "tred_projection", "tred_full")
+EXTEND = 2  # rounds of one more value beyond the edge a row was chosen at
 GRID = "0.001,0.01,0.1,1.0"  # published weight x these, at the smallest budget
 REGRID = "0.1,1.0,10.0"  # the next smaller budget's choice x these, at each larger budget
 EPOCHS = 32
@@ -95,6 +99,15 @@ class Protocol:
         if code != 0:
             sys.exit(f"error: step failed (exit {code}); fix it and run the same command again to resume")
 
+    def output(self, cmd: list[str]) -> str:
+        """A step whose standard output the protocol reads (printed first, like every step)."""
+        print("+ " + shlex.join(cmd), flush=True)
+        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        print(done.stdout, end="", flush=True)
+        if done.returncode != 0:
+            sys.exit(f"error: step failed (exit {done.returncode}); fix it and run the same command again to resume")
+        return done.stdout
+
     def common(self, budget: int) -> list[str]:
         a = self.args
         n = training_images(a.dataset, a.root, budget, a.set) if not a.dry_run else None
@@ -114,10 +127,32 @@ class Protocol:
         a = self.args
         sweep = self.out / f"{budget}pc" / "tune"
         grid, base = (a.regrid, [f"+tuned={previous}"]) if previous else (a.grid, [])
-        self.step([self.python, "scripts/train.py", "-m", *self.common(budget), *base, "dataset.validation=true",
-                   "dataset.val_pool=unused", f"method={','.join(a.rows)}", f"weight_scale={grid}",
-                   f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={a.label}_{budget}pc_tune",
-                   f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'"])
+        common = self.common(budget)
+
+        def sweep_of(rows, values):
+            self.step([self.python, "scripts/train.py", "-m", *common, *base, "dataset.validation=true",
+                       "dataset.val_pool=unused", f"method={','.join(rows)}", f"weight_scale={values}",
+                       f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={a.label}_{budget}pc_tune",
+                       f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'"])
+
+        sweep_of(a.rows, grid)
+        # Rounds beyond the edges, until every choice is inside its grid or its row has `--extend`
+        # values more than the grid; an interrupted round's values are finished first.
+        beyond = [self.python, "scripts/tune_summary.py", str(sweep), "--beyond-edges",
+                  "--max-values", str(len(grid.split(",")) + a.extend)]
+        if a.dry_run:
+            print(f"+ {shlex.join(beyond)}  (then each row chosen at an edge: one more value beyond it, "
+                  f"up to {a.extend} more per row)")
+        rounds = 0 if a.dry_run or a.extend == 0 else 4 * len(a.rows) * (a.extend + 1)  # a safety bound only
+        for _ in range(rounds):
+            groups: dict[str, list[str]] = {}  # the next value -> the rows that need it
+            for line in self.output(beyond).splitlines():
+                fields = dict(item.partition("=")[::2] for item in line.split())
+                groups.setdefault(fields["weight_scale"], []).append(fields["method"])
+            if not groups:
+                break
+            for value, rows in sorted(groups.items(), key=lambda item: float(item[0])):
+                sweep_of(rows, value)
         self.step([self.python, "scripts/tune_summary.py", str(sweep), "--write",
                    str(self.tuned_dir / f"{self.tuned_name(budget)}.yaml")])
 
@@ -170,6 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=BATCH)
     ap.add_argument("--grid", default=GRID)
     ap.add_argument("--regrid", default=REGRID)
+    ap.add_argument("--extend", type=int, default=EXTEND,
+                    help="rounds of one more value beyond the edge a row was chosen at (0: the grid only)")
     ap.add_argument("--rows", type=lambda s: s.split(","), default=list(ROWS))
     ap.add_argument("--tuned", action="append", default=[], metavar="BUDGET=FILE",
                     help="use this tuned file at that budget instead of tuning there")

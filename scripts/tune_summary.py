@@ -78,11 +78,23 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
                      "threads": result.get("threads"),
                      "cpu": (result.get("machine") or {}).get("cpu_capability"),
                      "kernels": kernel_settings(result.get("kernels"), result.get("machine")),
-                     "run_dir": str(d.relative_to(sweep)),
+                     "run_dir": str(d.relative_to(sweep)), "option": method_option(d),
                      "val_acc": result.get("test_acc") if result.get("status") == "completed" else math.nan})
     if not rows:
         sys.exit(f"error: no tuning runs under {sweep}")
     return pd.DataFrame(rows)
+
+
+def method_option(run_dir: Path) -> str | None:
+    """The `method=` option the run was launched with (its .hydra/overrides.yaml), None without one."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    for item in OmegaConf.load(path):
+        key, sep, value = str(item).partition("=")
+        if sep and key.lstrip("+~") == "method":
+            return value
+    return None
 
 
 def code_label(result: dict) -> str | None:
@@ -145,6 +157,36 @@ def at_edge(table: pd.DataFrame, chosen: dict) -> list[str]:
         weights = [float(w) for w in table.loc[method].index]
         if len(weights) > 1 and value in (min(weights), max(weights)):
             out.append(method)
+    return out
+
+
+def beyond_edges(df: pd.DataFrame, table: pd.DataFrame, chosen: dict,
+                 max_values: int | None = None) -> list[tuple[str, str]]:
+    """What the tuning runs next, as (`method=` option the runs were launched with, `weight_scale`
+    text) pairs. First any value with unfinished or missing runs (an interrupted round: it is
+    finished before anything is judged); else, for each method chosen at an edge of its own grid,
+    the next value beyond that edge, one grid step further (the ratio of the edge value to its
+    neighbour: a decade on the protocol's grids), unless the method has `max_values` values already."""
+    def option(method):
+        options = df.loc[df["method"] == method, "option"].dropna().unique()
+        if len(options) != 1:
+            sys.exit(f"error: the runs of {method} name no single method= option "
+                     "(.hydra/overrides.yaml): cannot say which method to run next")
+        return str(options[0])
+
+    text = lambda scale: repr(float(f"{float(scale):.6g}"))  # noqa: E731 (0.01, 100.0: as the grid writes them)
+    unfinished = df[~df["status"].isin(["completed", "failed"])].groupby(["method", WEIGHT]).size()
+    pending = table[(table["missing"] > 0) | table.index.isin(list(unfinished.index))]
+    if len(pending):
+        return [(option(m), text(row["scale"])) for (m, _), row in pending.iterrows()]
+    out = []
+    for method in at_edge(table, chosen):
+        scales = sorted({float(s) for s in table.loc[method]["scale"]})
+        if max_values is not None and len(scales) >= max_values:
+            continue
+        chosen_scale = float(table.loc[(method, chosen[method]), "scale"])
+        step = scales[0] / scales[1] if chosen_scale == scales[0] else scales[-1] / scales[-2]
+        out.append((option(method), text(chosen_scale * step)))
     return out
 
 
@@ -248,6 +290,13 @@ def main(argv=None) -> int:
     ap.add_argument("--write", type=Path, default=None, help="write the chosen weights as a config here")
     ap.add_argument("--into", default=None, metavar="PAGE#SECTION",
                     help="also write the scores into this generated section of a markdown page")
+    ap.add_argument("--beyond-edges", action="store_true",
+                    help="print what the tuning runs next, one `method=<option> weight_scale=<value>` "
+                         "per line (scripts/benchmark.py reads it): the values with unfinished runs, "
+                         "else for each method chosen at an edge of its grid the next value beyond "
+                         "that edge; nothing when every choice is inside its grid")
+    ap.add_argument("--max-values", type=int, default=None,
+                    help="with --beyond-edges: extend no method that has this many values already")
     ap.add_argument("--allow-mixed", action="store_true",
                     help="pool runs of different kernel settings (trainer.kernels, CPU code paths, threads)")
     args = ap.parse_args(argv)
@@ -268,6 +317,10 @@ def main(argv=None) -> int:
             sys.exit(f"error: {exc}")
     table = summarize(df)
     chosen = choose(table)
+    if args.beyond_edges:
+        for option, scale in beyond_edges(df, table, chosen, args.max_values):
+            print(f"method={option} weight_scale={scale}")
+        return 0
     shown = table.drop(columns="scale").round(2)
     shown.insert(len(shown.columns), "chosen", ["*" if chosen.get(m) == float(w) else "" for m, w in shown.index])
     print(shown.to_markdown())

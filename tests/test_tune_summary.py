@@ -32,6 +32,9 @@ GRID = {
     "tred-projection": ("tred", "alpha", 0.01, {0.001: 20.0, 0.01: 55.0, 0.1: 35.0, 1.0: 30.0}),
 }
 # method -> its disentangle settings (the TRED rows' names follow their stage-1 split)
+# method -> the `method=` option it is launched with (.hydra/overrides.yaml)
+OPTION = {"l2": "finetune", "l2sp": "l2sp", "tred-max_mmd_min_mi": "tred_max_mmd_min_mi",
+          "tred-projection": "tred_projection"}
 PARTS = {"tred-max_mmd_min_mi": {"name": "max_mmd_min_mi", "parts": "branches"},
          "tred-projection": {"name": "max_mmd_min_mi", "parts": "projection"}}
 
@@ -45,6 +48,9 @@ def make_sweep(root: Path, eval_split: str = "val") -> Path:
                    "regularizer": {reg: {key: float(f"{published * scale:.12g}"), "beta": 0.01}},
                    "disentangle": PARTS.get(method)}
             (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+            (d / ".hydra").mkdir()
+            (d / ".hydra" / "overrides.yaml").write_text(
+                yaml.safe_dump([f"method={OPTION[method]}", f"weight_scale={scale}", "seed=0"]))
             res = {"method": method, "sweep": "tune_flowers", "eval_split": eval_split, "dataset": "flowers102",
                    "status": "failed" if acc == "failed" else "completed",
                    "test_acc": None if acc == "failed" else acc}
@@ -84,6 +90,37 @@ def test_edge_of_the_grid_is_flagged(tmp_path, capsys):
     d.write_text(d.read_text().replace('"test_acc": 50.0', '"test_acc": 99.0'))
     tune_summary.main([str(sweep)])
     assert "chosen at the edge of the grid (the best weight may lie outside it): l2" in capsys.readouterr().out
+
+
+def set_score(sweep, method, scale, acc):
+    path = sweep / method / "flowers102" / "sr0.25" / "seed0" / f"weight_scale={scale}" / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "test_acc": acc}))
+
+
+def test_beyond_edges_names_the_next_value_past_each_edge_choice(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "s")
+    tune_summary.main([str(sweep), "--beyond-edges"])
+    assert capsys.readouterr().out == ""  # every choice inside its grid: nothing to extend
+    set_score(sweep, "l2", 0.001, 99.0)  # the lowest value wins: one decade lower next
+    set_score(sweep, "tred-projection", 1.0, 99.0)  # the highest: one decade higher
+    tune_summary.main([str(sweep), "--beyond-edges"])
+    assert capsys.readouterr().out.splitlines() == [
+        "method=finetune weight_scale=0.0001", "method=tred_projection weight_scale=10.0"]
+    tune_summary.main([str(sweep), "--beyond-edges", "--max-values", "4"])  # each row has its 4 already
+    assert capsys.readouterr().out == ""
+    # Once the value beyond the edge has run and lost, the choice is inside the grid again
+    d = sweep / "l2" / "flowers102" / "sr0.25" / "seed0" / "weight_scale=0.0001"
+    shutil.copytree(sweep / "l2" / "flowers102" / "sr0.25" / "seed0" / "weight_scale=0.001", d)
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["weight_scale"], cfg["regularizer"]["l2"]["weight_decay"] = 0.0001, 1e-8
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (d / "result.json").unlink()  # an interrupted round: its unfinished value is run first
+    tune_summary.main([str(sweep), "--beyond-edges"])
+    assert capsys.readouterr().out.splitlines() == ["method=finetune weight_scale=0.0001"]
+    (d / "result.json").write_text(json.dumps({"method": "l2", "eval_split": "val", "dataset": "flowers102",
+                                               "status": "completed", "test_acc": 10.0}))
+    tune_summary.main([str(sweep), "--beyond-edges"])
+    assert capsys.readouterr().out.splitlines() == ["method=tred_projection weight_scale=10.0"]
 
 
 def test_test_split_results_are_refused(tmp_path):
