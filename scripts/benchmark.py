@@ -15,8 +15,8 @@ The protocol (docs/results.md, "The protocol"), the same for every dataset and e
   `--grid` x its published value at the smallest budget, and on `--regrid` x the weight chosen at
   the next smaller budget at each larger one (the same relative grid for every row, including the
   smaller budget's choice); a row whose best value is at an edge of its grid gets the next value
-  beyond that edge (one grid step further, the same seeds), for up to `--extend` rounds, so that a
-  choice is inside the values tried unless the rounds run out (`scripts/tune_summary.py
+  beyond that edge (one grid step further, the same seeds), up to `--extend` values per row, so
+  that a choice is inside the values tried unless its row runs out of them (`scripts/tune_summary.py
   --beyond-edges` says which rows and values); `scripts/tune_summary.py` picks the highest mean and writes
   `<out>/configs/tuned/<label>_<budget>pc.yaml` (`--tuned BUDGET=FILE` uses a file you have instead
   of tuning at that budget);
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 # The rows of every table: the baselines, the paper's three TRED variants, TRED's default and its control.
 ROWS = ("finetune", "l2sp", "at", "delta", "bss", "tred_max_mmd", "tred_min_mi", "tred_max_mmd_min_mi",
         "tred_projection", "tred_full")
-EXTEND = 2  # rounds of one more value beyond the edge a row was chosen at
+EXTEND = 2  # values per row beyond the grid, each one step past the edge the row was chosen at
 GRID = "0.001,0.01,0.1,1.0"  # published weight x these, at the smallest budget
 REGRID = "0.1,1.0,10.0"  # the next smaller budget's choice x these, at each larger budget
 EPOCHS = 32
@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", default=GRID)
     ap.add_argument("--regrid", default=REGRID)
     ap.add_argument("--extend", type=int, default=EXTEND,
-                    help="rounds of one more value beyond the edge a row was chosen at (0: the grid only)")
+                    help="values per row beyond the grid, each one step past the edge it was chosen at "
+                         "(0: the grid only)")
     ap.add_argument("--rows", type=lambda s: s.split(","), default=list(ROWS))
     ap.add_argument("--tuned", action="append", default=[], metavar="BUDGET=FILE",
                     help="use this tuned file at that budget instead of tuning there")
