@@ -91,22 +91,17 @@ class Protocol:
         self.tuned_dir = self.out / "configs" / "tuned"
         self.python = sys.executable
 
-    def step(self, cmd: list[str]) -> None:
+    def step(self, cmd: list[str], capture: bool = False) -> str:
+        """Run one step, printed first; `capture`: return its standard output (also printed)."""
         print("+ " + shlex.join(cmd), flush=True)
         if self.args.dry_run:
-            return
-        code = subprocess.run(cmd, cwd=ROOT).returncode
-        if code != 0:
-            sys.exit(f"error: step failed (exit {code}); fix it and run the same command again to resume")
-
-    def output(self, cmd: list[str]) -> str:
-        """A step whose standard output the protocol reads (printed first, like every step)."""
-        print("+ " + shlex.join(cmd), flush=True)
-        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        print(done.stdout, end="", flush=True)
+            return ""
+        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE if capture else None, text=True)
+        if capture:
+            print(done.stdout, end="", flush=True)
         if done.returncode != 0:
             sys.exit(f"error: step failed (exit {done.returncode}); fix it and run the same command again to resume")
-        return done.stdout
+        return done.stdout or ""
 
     def common(self, budget: int) -> list[str]:
         a = self.args
@@ -146,7 +141,7 @@ class Protocol:
         rounds = 0 if a.dry_run or a.extend == 0 else 4 * len(a.rows) * (a.extend + 1)  # a safety bound only
         for _ in range(rounds):
             groups: dict[str, list[str]] = {}  # the next value -> the rows that need it
-            for line in self.output(beyond).splitlines():
+            for line in self.step(beyond, capture=True).splitlines():
                 fields = dict(item.partition("=")[::2] for item in line.split())
                 groups.setdefault(fields["weight_scale"], []).append(fields["method"])
             if not groups:

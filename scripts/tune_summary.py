@@ -40,7 +40,7 @@ from omegaconf import OmegaConf
 from tred.errors import TredError
 from tred.io import atomic_write, read_json
 from tred.kernels import settings as kernel_settings
-from tred.methods import display_name, method_of_config, method_order
+from tred.methods import CATALOGUE, display_name, method_of_config, method_order
 from tred.tables.page import parse_target, read_section, write_section
 from tred.tables.runs import TableError, check_kernels, main_weights, run_dirs
 
@@ -78,23 +78,11 @@ def collect(sweep: Path, key: str | None) -> pd.DataFrame:
                      "threads": result.get("threads"),
                      "cpu": (result.get("machine") or {}).get("cpu_capability"),
                      "kernels": kernel_settings(result.get("kernels"), result.get("machine")),
-                     "run_dir": str(d.relative_to(sweep)), "option": method_option(d),
+                     "run_dir": str(d.relative_to(sweep)),
                      "val_acc": result.get("test_acc") if result.get("status") == "completed" else math.nan})
     if not rows:
         sys.exit(f"error: no tuning runs under {sweep}")
     return pd.DataFrame(rows)
-
-
-def method_option(run_dir: Path) -> str | None:
-    """The `method=` option the run was launched with (its .hydra/overrides.yaml), None without one."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return None
-    for item in OmegaConf.load(path):
-        key, sep, value = str(item).partition("=")
-        if sep and key.lstrip("+~") == "method":
-            return value
-    return None
 
 
 def code_label(result: dict) -> str | None:
@@ -162,17 +150,18 @@ def at_edge(table: pd.DataFrame, chosen: dict) -> list[str]:
 
 def beyond_edges(df: pd.DataFrame, table: pd.DataFrame, chosen: dict,
                  max_values: int | None = None) -> list[tuple[str, str]]:
-    """What the tuning runs next, as (`method=` option the runs were launched with, `weight_scale`
+    """What the tuning runs next, as (the method's preset, its `method=` option; `weight_scale`
     text) pairs. First any value with unfinished or missing runs (an interrupted round: it is
     finished before anything is judged); else, for each method chosen at an edge of its own grid,
     the next value beyond that edge, one grid step further (the ratio of the edge value to its
     neighbour: a decade on the protocol's grids), unless the method has `max_values` values already."""
+    presets = {m.name: m.preset for m in CATALOGUE}
+
     def option(method):
-        options = df.loc[df["method"] == method, "option"].dropna().unique()
-        if len(options) != 1:
-            sys.exit(f"error: the runs of {method} name no single method= option "
-                     "(.hydra/overrides.yaml): cannot say which method to run next")
-        return str(options[0])
+        if method not in presets:
+            sys.exit(f"error: {method} has no preset in configs/method/ (tred/methods.py CATALOGUE): "
+                     "cannot say which method= to run next")
+        return presets[method]
 
     text = lambda scale: repr(float(f"{float(scale):.6g}"))  # noqa: E731 (0.01, 100.0: as the grid writes them)
     unfinished = df[~df["status"].isin(["completed", "failed"])].groupby(["method", WEIGHT]).size()

@@ -72,8 +72,13 @@ def tuning_commands(monkeypatch, tmp_path, answers, extend):
         out=str(tmp_path), label="petals", grid="0.1,1.0", regrid="0.1,1.0,10.0", rows=["finetune", "at", "delta"],
         tune_seeds="0,1", extend=extend, dry_run=False))
     monkeypatch.setattr(proto, "common", lambda budget: [f"dataset.budget={budget}"])
-    monkeypatch.setattr(proto, "step", lambda cmd: issued.append(cmd))
-    monkeypatch.setattr(proto, "output", lambda cmd: asked.append(cmd) or answers[len(asked) - 1])
+    def step(cmd, capture=False):
+        if capture:  # the --beyond-edges question
+            asked.append(cmd)
+            return answers[len(asked) - 1]
+        issued.append(cmd)
+        return ""
+    monkeypatch.setattr(proto, "step", step)
     proto.tune(10, "petals_5pc")
     sweeps = [" ".join(a for a in cmd if a.startswith(("method=", "weight_scale="))) for cmd in issued
               if "scripts/train.py" in cmd]

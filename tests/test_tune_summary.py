@@ -32,9 +32,6 @@ GRID = {
     "tred-projection": ("tred", "alpha", 0.01, {0.001: 20.0, 0.01: 55.0, 0.1: 35.0, 1.0: 30.0}),
 }
 # method -> its disentangle settings (the TRED rows' names follow their stage-1 split)
-# method -> the `method=` option it is launched with (.hydra/overrides.yaml)
-OPTION = {"l2": "finetune", "l2sp": "l2sp", "tred-max_mmd_min_mi": "tred_max_mmd_min_mi",
-          "tred-projection": "tred_projection"}
 PARTS = {"tred-max_mmd_min_mi": {"name": "max_mmd_min_mi", "parts": "branches"},
          "tred-projection": {"name": "max_mmd_min_mi", "parts": "projection"}}
 
@@ -48,9 +45,6 @@ def make_sweep(root: Path, eval_split: str = "val") -> Path:
                    "regularizer": {reg: {key: float(f"{published * scale:.12g}"), "beta": 0.01}},
                    "disentangle": PARTS.get(method)}
             (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-            (d / ".hydra").mkdir()
-            (d / ".hydra" / "overrides.yaml").write_text(
-                yaml.safe_dump([f"method={OPTION[method]}", f"weight_scale={scale}", "seed=0"]))
             res = {"method": method, "sweep": "tune_flowers", "eval_split": eval_split, "dataset": "flowers102",
                    "status": "failed" if acc == "failed" else "completed",
                    "test_acc": None if acc == "failed" else acc}
