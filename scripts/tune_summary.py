@@ -23,7 +23,10 @@ chosen weight in bold.
 that tables print in their caption (configs/tuned/*.yaml; the table experiments include it in
 their defaults list): under `regularizer_overrides.<regularizer>` when the sweep tunes one method
 of that regularizer, else under `method_overrides.<method>.<regularizer>` (the TRED rows, which
-share regularizer `tred`, get a weight each).
+share regularizer `tred`, get a weight each). `--update TUNED_FILE` (with `--write`; it may be the
+same file) starts from an earlier tuned file: the rows this sweep tunes replace theirs, every other
+row keeps its weight, and the earlier header is kept below the new scores (re-tuning some rows:
+a new method, or the rows an earlier tuning chose at an edge of its grid).
 """
 
 from __future__ import annotations
@@ -186,25 +189,41 @@ def score_text(row) -> str:
     return f"{int(row['missing'])} of its runs missing" if row["missing"] else f"{row['mean']:.2f}"
 
 
-def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path) -> str:
+def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path,
+               base: Path | None = None) -> str:
+    """The tuned config: each chosen weight, the scores as comments. `base`: an earlier tuned file
+    whose rows this sweep does not tune keep their weights (the rows it tunes replace theirs); its
+    header is kept below the new one, so the file still says where every weight came from."""
     regs = df.drop_duplicates("method").set_index("method")[["regularizer", "key"]]
-    overrides: dict = {}
-    per_method: dict = {}
+    earlier = OmegaConf.to_container(OmegaConf.load(base)) if base else {}
+    overrides: dict = earlier.get("regularizer_overrides") or {}
+    per_method: dict = earlier.get("method_overrides") or {}
     shared = regs["regularizer"].value_counts()
+    per_method_regs = {reg for entry in per_method.values() for reg in entry}
     for method, value in chosen.items():
         reg, key = regs.at[method, "regularizer"], regs.at[method, "key"]
-        if shared[reg] > 1:  # several tuned methods of one regularizer (the TRED rows): one weight each
-            per_method[method] = {reg: {key: value}}
+        if shared[reg] > 1 or reg in per_method_regs:  # several methods of one regularizer (the TRED rows)
+            per_method.setdefault(method, {}).setdefault(reg, {})[key] = value
         else:
-            overrides[reg] = {key: value}
+            overrides.setdefault(reg, {})[key] = value
     n_val = df.groupby("dataset").size()
+    runs = (f"over {len(df)} runs ({', '.join(f'{d}: {n}' for d, n in n_val.items())}; seeds "
+            f"{', '.join(str(s) for s in sorted(df['seed'].unique()))}).")
+    if base:
+        head = [f"# Written by scripts/tune_summary.py from {sweep_label(sweep)} on {datetime.date.today()},",
+                f"# updating {sweep_label(base)}: the rows scored below were re-tuned in that sweep; every other",
+                "# row keeps its earlier weight (the earlier header follows the scores). Re-run the sweeps to",
+                "# change it, do not edit by hand. Each re-tuned row's weight is the one with the highest mean",
+                "# validation accuracy (held-out training images; the test split is never read)",
+                f"# {runs}"]
+    else:
+        head = [f"# Written by scripts/tune_summary.py from {sweep_label(sweep)} on {datetime.date.today()}: re-run the",
+                "# tuning sweep to change it, do not edit by hand. Each method's weight is the one with the",
+                "# highest mean validation accuracy (held-out training images; the test split is never read)",
+                f"# {runs}"]
     lines = [
         "# @package _global_",
-        f"# Written by scripts/tune_summary.py from {sweep_label(sweep)} on {datetime.date.today()}: re-run the",
-        "# tuning sweep to change it, do not edit by hand. Each method's weight is the one with the",
-        "# highest mean validation accuracy (held-out training images; the test split is never read)",
-        f"# over {len(df)} runs ({', '.join(f'{d}: {n}' for d, n in n_val.items())}; seeds "
-        f"{', '.join(str(s) for s in sorted(df['seed'].unique()))}).",
+        *head,
         f"# The runs' {provenance(df)}.",
         "# Mean validation accuracy (%) per weight, chosen one marked *:",
     ]
@@ -217,6 +236,12 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path)
         lines.append(f"#   {method} {regs.at[method, 'key']}: " + " | ".join(cells) + edge)
     note = ("Weights chosen on held-out training data, never the test split (highest mean validation "
             f"accuracy over the same relative grid for every method, sweep `{df_sweep_name(sweep)}`).")
+    if base:
+        lines.append(f"# The earlier {sweep_label(base)}, before this update:")
+        lines += [f"# | {line.lstrip('#').strip()}".rstrip() for line in base.read_text().splitlines()
+                  if line.startswith("#") and "@package" not in line]
+        rows = ", ".join(method_order(set(chosen)))
+        note = f"{earlier.get('weights_note', '').strip()} Re-tuned in sweep `{df_sweep_name(sweep)}`: {rows}.".strip()
     body = {"weights_note": note, "regularizer_overrides": overrides}
     if per_method:
         body["method_overrides"] = per_method
@@ -277,6 +302,9 @@ def main(argv=None) -> int:
     ap.add_argument("key", nargs="?", default=None,
                     help="config key of the swept value (default: each run's main regularizer weight)")
     ap.add_argument("--write", type=Path, default=None, help="write the chosen weights as a config here")
+    ap.add_argument("--update", type=Path, default=None, metavar="TUNED_FILE",
+                    help="with --write: start from this tuned file (it may be the --write file itself): "
+                         "the rows this sweep tunes replace theirs, the others keep their weights")
     ap.add_argument("--into", default=None, metavar="PAGE#SECTION",
                     help="also write the scores into this generated section of a markdown page")
     ap.add_argument("--beyond-edges", action="store_true",
@@ -325,7 +353,9 @@ def main(argv=None) -> int:
             sys.exit("error: --write needs the default axis (each method's main weight), not a key")
         if unresolved:
             sys.exit(f"error: not writing {args.write}: finish or fix the runs of {', '.join(unresolved)} first")
-        text = tuned_yaml(df, table, chosen, args.sweep_dir)
+        if args.update is not None and not args.update.is_file():
+            sys.exit(f"error: --update {args.update}: no such tuned file")
+        text = tuned_yaml(df, table, chosen, args.sweep_dir, args.update)
         args.write.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(args.write, lambda fh: fh.write(text))
         print(f"wrote {args.write}")

@@ -36,8 +36,8 @@ PARTS = {"tred-max_mmd_min_mi": {"name": "max_mmd_min_mi", "parts": "branches"},
          "tred-projection": {"name": "max_mmd_min_mi", "parts": "projection"}}
 
 
-def make_sweep(root: Path, eval_split: str = "val") -> Path:
-    for method, (reg, key, published, scores) in GRID.items():
+def make_sweep(root: Path, eval_split: str = "val", grid: dict = GRID) -> Path:
+    for method, (reg, key, published, scores) in grid.items():
         for scale, acc in scores.items():
             d = root / method / "flowers102" / "sr0.25" / "seed0" / f"weight_scale={scale}"
             d.mkdir(parents=True)
@@ -76,6 +76,29 @@ def test_written_weights_land_in_the_table_sweeps_configs(tmp_path, capsys):
         typed = compose(config_name="train", overrides=["experiment=flowers_table", "method=l2sp",
                                                          "regularizer.l2sp.alpha=0.5"])
         assert validate(typed, ["regularizer.l2sp.alpha=0.5"]).regularizer.l2sp.alpha == 0.5  # typed wins
+
+
+def test_update_replaces_only_the_rows_the_sweep_tunes(tmp_path):
+    """--update: a sweep that re-tunes two rows (one TRED row among several) changes those two
+    weights; the others keep the earlier file's, whose header stays below the new scores."""
+    out = tmp_path / "flowers102.yaml"
+    assert tune_summary.main([str(make_sweep(tmp_path / "s")), "--write", str(out)]) == 0
+    retune = {"l2": ("l2", "weight_decay", 1e-6, {0.1: 40.0, 1.0: 41.0, 10.0: 45.0}),
+              "tred-projection": ("tred", "alpha", 1e-4, {0.1: 56.0, 1.0: 55.0, 10.0: 30.0})}
+    sweep = make_sweep(tmp_path / "edges", grid=retune)
+    assert tune_summary.main([str(sweep), "--write", str(out), "--update", str(out)]) == 0
+    written = OmegaConf.load(out)
+    assert written.regularizer_overrides == {"l2": {"weight_decay": pytest.approx(1e-5)}, "l2sp": {"alpha": 1e-3}}
+    assert written.method_overrides == {"tred-max_mmd_min_mi": {"tred": {"alpha": 1e-3}},  # kept
+                                        "tred-projection": {"tred": {"alpha": pytest.approx(1e-5)}}}
+    text = out.read_text()
+    assert text.count("@package") == 1
+    assert "updating flowers102.yaml: the rows scored below were re-tuned" in text
+    assert "#   l2 weight_decay: 1e-07 40.00 | 1e-06 41.00 | 1e-05 45.00* (at the edge of the grid)\n" in text
+    assert "# | l2sp alpha: 0.0001 40.00 | 0.001 60.00* | 0.01 failed | 0.1 30.00\n" in text  # the earlier header
+    assert written.weights_note.endswith("Re-tuned in sweep `tune_flowers`: l2, tred-projection.")
+    with pytest.raises(SystemExit, match="no such tuned file"):
+        tune_summary.main([str(sweep), "--write", str(out), "--update", str(tmp_path / "missing.yaml")])
 
 
 def test_edge_of_the_grid_is_flagged(tmp_path, capsys):
