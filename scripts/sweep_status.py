@@ -12,8 +12,11 @@ directory is in one state:
 - interrupted: started (config.yaml) but none of the above: killed or stopped, no result;
   running the sweep again resumes it from its checkpoint;
 - not started: declared by the sweep's multirun.yaml but without a run directory. The declared
-  runs are the table's expected grid (`tred.tables.runs.expected_grid`: methods x datasets x sample
-  rates x seeds, the declared values united with those on disk) times every other swept key.
+  runs are the last command's grid (`tred.tables.runs.expected_grid`: methods x datasets x sample
+  rates x seeds, an axis it does not name taking the values on disk) times every other key it
+  sweeps. Hydra rewrites multirun.yaml at each command, so when several commands share one
+  directory (a tuning's rounds beyond the edges) the runs on disk are counted with the last
+  command's grid, and an earlier command's runs that never started are not known.
 
 ETA = (running + interrupted + not started) x the median `wall_time_s` of the completed runs
 / --jobs (default $TRED_JOBS, else the number of runs running now, at least 1: a parallel
@@ -128,37 +131,46 @@ def sweep_status(sweep_dir: Path, jobs: int | None = None, recent_s: float = REC
     now = time.time() if now is None else now
     held = held_flocks() if held is None else held
     axes = sweep_axes(sweep_dir)
-    extra = {k: v for k, v in axes.items() if k not in GRID_KEYS and len(v) > 1}
     dirs = run_dirs(sweep_dir)
     if not dirs and not axes:
         raise TredError(f"no runs under {sweep_dir} and no multirun.yaml: not a sweep directory "
                         "(pass hydra.sweep.dir of a sweep, e.g. outputs/sweeps/mini_table)")
-    rows, counts, failed, walls = [], dict.fromkeys(STATES, 0), [], []
+    runs = []
     for d in dirs:
         cfg = OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) if (d / "config.yaml").is_file() else None
         try:
             result = read_json(d / "result.json") if (d / "result.json").is_file() else None
         except (OSError, ValueError):
             result = None  # half-written by hand or corrupt: the run has no usable result
+        runs.append((d, cfg, result))
+    # Another key of the runs: swept by the last command, or one it set to a single value that runs
+    # of earlier commands into the same directory had otherwise (a tuning's rounds beyond the edges)
+    extra = {k: v for k, v in axes.items() if k not in GRID_KEYS
+             and (len(v) > 1 or len({repr(_value(_select(cfg, k))) for _, cfg, _ in runs if cfg}) > 1)}
+    rows, counts, failed, walls = [], dict.fromkeys(STATES, 0), [], []
+    for d, cfg, result in runs:
         src = result if isinstance(result, dict) and "method" in result else None
         if src or cfg:  # else nothing says which run this is (a corrupt result.json alone)
             rows.append((src["method"] if src else method_of_config(cfg),
                          src["dataset"] if src else cfg["dataset"].get("label") or cfg["dataset"]["name"],
                          float(src["sample_rate"] if src else cfg["dataset"]["sample_rate"]),
                          int(src["seed"] if src else cfg["seed"]),
-                         *(_value(_select(cfg, k)) for k in extra)))
+                         *(_value(_select(cfg, k)) if cfg else None for k in extra)))
         state = _state(d, result, held, now, recent_s)
         counts[state] += 1
         if state == "failed":
             failed.append((str(d.relative_to(sweep_dir)), str(result.get("error") or "no error recorded")))
         if state == "completed" and isinstance(result.get("wall_time_s"), (int, float)):
             walls.append(float(result["wall_time_s"]))
-    grid = expected_grid(pd.DataFrame([r[:4] for r in rows], columns=["method", "dataset", "sample_rate", "seed"]),
-                         sweep_dir)
-    values = [list(dict.fromkeys([*map(_value, v), *(r[4 + i] for r in rows if r[4 + i] is not None)]))
-              for i, v in enumerate(extra.values())]
-    # An axis neither swept nor on disk (no run yet) has the config's one value: count it once.
-    dims = [grid.methods, grid.datasets, [float(r) for r in grid.rates], [int(s) for s in grid.seeds], *values]
+    # Expected: the grid the last command declared (multirun.yaml; an axis it leaves out takes the
+    # values on disk) united with every run on disk. Hydra rewrites multirun.yaml at each command,
+    # so runs an earlier command declared but never started are not known here.
+    columns = ["method", "dataset", "sample_rate", "seed"]
+    seen = expected_grid(pd.DataFrame([r[:4] for r in rows], columns=columns), sweep_dir)
+    last = expected_grid(pd.DataFrame(columns=columns), sweep_dir)
+    dims = [last.methods or seen.methods, last.datasets or seen.datasets,
+            [float(r) for r in last.rates or seen.rates], [int(s) for s in last.seeds or seen.seeds],
+            *([_value(x) for x in v] for v in extra.values())]
     declared = set(itertools.product(*(dim or [None] for dim in dims)))
     found = set(rows)
     counts["not started"] = len(declared - found)

@@ -137,6 +137,20 @@ def test_other_swept_keys_multiply_the_runs(tmp_path):
     assert st.eta_s == 60.0
 
 
+def test_a_later_command_into_the_same_sweep_counts_the_earlier_runs(tmp_path):
+    """A tuning's round beyond the edges: its command (one weight_scale, one method) rewrote
+    multirun.yaml; the grid's runs on disk at other values still count, one each."""
+    root = tmp_path / "tune"
+    for scale in (0.1, 1.0, 10.0):
+        for seed in (0, 1):
+            write_run(root / f"ws{scale}", "l2", "l2", seed, "completed", 60.0, extra={"weight_scale": scale})
+    multirun(root, {"method": "finetune", "weight_scale": "100.0", "seed": "0,1"}, ["dataset=digits"])
+    write_run(root / "ws100.0", "l2", "l2", 0, "completed", 60.0, extra={"weight_scale": 100.0})
+    st = sweep_status.sweep_status(root, held=set())
+    assert st.declared == 8
+    assert st.counts == {"completed": 7, "running": 0, "failed": 0, "interrupted": 0, "not started": 1}
+
+
 def test_env_jobs_nothing_left_and_bad_input(tmp_path, monkeypatch, capsys):
     root = tmp_path / "done"
     multirun(root, {"seed": "0"}, ["dataset=digits", "regularizer=l2"])
