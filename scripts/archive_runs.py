@@ -35,7 +35,7 @@ from tred.io import utc_stamp, write_json  # noqa: E402
 from tred.tables.runs import run_dirs  # noqa: E402
 
 FILES = ("result.json", "config.yaml", "metrics.csv", ".hydra/overrides.yaml")
-LOCAL = ("dataset.root=", "hydra.", "cache_dir=")  # this machine's paths, not part of the grid
+LOCAL = ("dataset.root=", "hydra.", "cache_dir=", "reuse_from=")  # this machine's paths, not part of the grid
 
 
 def archive(sweep: Path, dest: Path) -> int:
@@ -82,8 +82,11 @@ def _stamp_finished(path: Path) -> None:
 
 def _strip_root(path: Path) -> None:
     cfg = OmegaConf.load(path)
-    if OmegaConf.select(cfg, "dataset.root") is not None:
-        cfg.dataset.root = None
+    if OmegaConf.select(cfg, "dataset.root") is not None or cfg.get("reuse_from") is not None:
+        if OmegaConf.select(cfg, "dataset.root") is not None:
+            cfg.dataset.root = None
+        if cfg.get("reuse_from") is not None:
+            cfg.reuse_from = None
         _keeping_time(path, lambda: OmegaConf.save(cfg, path))
 
 

@@ -22,7 +22,12 @@ The protocol (docs/results.md, "The protocol"), the same for every dataset and e
   of tuning at that budget);
 - the table: every row at its chosen weight x `--seeds`, `scripts/make_table.py` (table.md, .csv,
   .tex, plots/, W&B offline runs); finally `scripts/headline.py` over the budgets
-  (`<out>/headline.md`, `<out>/headline.png`).
+  (`<out>/headline.md`, `<out>/headline.png`);
+- a tuning run of seed s trains exactly what the table run of seed s at the same weight trains, so
+  the tuning runs keep their final checkpoint (`trainer.keep_checkpoint=true`) and the table's runs
+  at the tuning seeds take it over and are only scored (`reuse_from=<the tuning sweep>`;
+  tred/engine/checkpoint.py `Checkpointer.adopt`): with 2 tuning seeds of 5, 2/5 of the table's
+  training is not done twice. Once the table is complete the kept checkpoints are deleted.
 
 Every step is a command of its own, printed before it runs (`--dry-run` prints them only);
 finished runs are skipped, so the same command resumes. A failed step stops the protocol with
@@ -40,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tred.engine.checkpoint import CHECKPOINT  # noqa: E402
 
 # The rows of every table: the baselines, the paper's three TRED variants, TRED's default and its control.
 ROWS = ("finetune", "l2sp", "at", "delta", "bss", "tred_max_mmd", "tred_min_mi", "tred_max_mmd_min_mi",
@@ -126,7 +133,8 @@ class Protocol:
 
         def sweep_of(rows, values):
             self.step([self.python, "scripts/train.py", "-m", *common, *base, "dataset.validation=true",
-                       "dataset.val_pool=unused", f"method={','.join(rows)}", f"weight_scale={values}",
+                       "dataset.val_pool=unused", "trainer.keep_checkpoint=true",  # the table adopts the chosen ones
+                       f"method={','.join(rows)}", f"weight_scale={values}",
                        f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={a.label}_{budget}pc_tune",
                        f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'"])
 
@@ -151,14 +159,27 @@ class Protocol:
         self.step([self.python, "scripts/tune_summary.py", str(sweep), "--write",
                    str(self.tuned_dir / f"{self.tuned_name(budget)}.yaml")])
 
-    def table(self, budget: int, tuned: str) -> Path:
+    def table(self, budget: int, tuned: str, tuned_here: bool) -> Path:
         a = self.args
         sweep = self.out / f"{budget}pc" / "table"
-        self.step([self.python, "scripts/train.py", "-m", *self.common(budget), f"+tuned={tuned}",
+        tuning = self.out / f"{budget}pc" / "tune"
+        reuse = [f"reuse_from={tuning}"] if tuned_here else []  # the tuning runs' training, where it is the same
+        self.step([self.python, "scripts/train.py", "-m", *self.common(budget), f"+tuned={tuned}", *reuse,
                    f"method={','.join(a.rows)}", f"seed={','.join(map(str, seeds(a.seeds)))}",
                    f"sweep_name={a.label}_{budget}pc", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${run_name}"])
+        if tuned_here:
+            self.drop_kept_checkpoints(tuning)
         self.step([self.python, "scripts/make_table.py", str(sweep), *(["--wandb"] if a.wandb else [])])
         return sweep
+
+    def drop_kept_checkpoints(self, tuning: Path) -> None:
+        """The table is complete: the finished tuning runs' final checkpoints have served."""
+        kept = [c for c in sorted(tuning.rglob(CHECKPOINT)) if (c.parent / "result.json").is_file()]
+        print(f"+ deleting the final checkpoints of the {len(kept)} finished tuning runs under {tuning} "
+              "(kept for the table to take over)", flush=True)
+        if not self.args.dry_run:
+            for c in kept:
+                c.unlink()
 
     def run(self) -> None:
         a = self.args
@@ -182,7 +203,7 @@ class Protocol:
                             shutil.copyfile(given[str(max(smaller))], self.tuned_dir / f"{prior}.yaml")
                 self.tune(budget, prior)
             previous = name
-            sweeps.append((budget, self.table(budget, name)))
+            sweeps.append((budget, self.table(budget, name, tuned_here=str(budget) not in given)))
         self.step([self.python, "scripts/headline.py", *(f"{b} per class={s}" for b, s in sweeps),
                    "--figure", str(self.out / "headline.png"), "--out", str(self.out / "headline.md"),
                    "--title", f"{a.label}: paired difference to fine-tuning"])

@@ -50,3 +50,22 @@ def test_the_records_keep_the_day_the_runs_finished_without_file_times(tmp_path)
     assert stamps == {"2023-11-14T22:13:20+00:00"}
     table = build_table(tmp_path / "clone")
     assert "the last run finished 2023-11-14." in section_text(table, "", "cmd")
+
+
+def test_the_records_hold_no_path_of_this_machine(tmp_path):
+    """dataset.root and reuse_from (a table run's tuning sweep) are this machine's paths."""
+    import yaml
+
+    sweep = paired_sweep(tmp_path / "s")
+    run = next(sweep.rglob("config.yaml")).parent
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg.setdefault("dataset", {})["root"] = "/home/me/data"
+    cfg["reuse_from"] = "/home/me/bench/5pc/tune"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / ".hydra").mkdir(exist_ok=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
+        ["method=finetune", "dataset.root=/home/me/data", "reuse_from=/home/me/bench/5pc/tune"]))
+    assert archive_runs.main([str(sweep), str(tmp_path / "a")]) == 0
+    kept = tmp_path / "a" / run.relative_to(sweep)
+    text = (kept / "config.yaml").read_text() + (kept / ".hydra" / "overrides.yaml").read_text()
+    assert "/home/me" not in text and "method=finetune" in text

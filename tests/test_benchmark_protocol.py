@@ -39,6 +39,12 @@ def test_the_protocol_on_a_generated_image_folder(tmp_path):
     tuning = [r for p, r in results.items() if "tune" in p.parts]
     assert len(tuning) == 12 and all(r["eval_split"] == "val" for r in tuning)  # tuning never reads the test split
     assert all(r["eval_split"] == "test" for p, r in results.items() if "table" in p.parts)
+    # the table's seed-0 runs (the tuning seed) took over the tuning runs' training at the chosen
+    # weights, and were only scored; seed 1 trained; the kept checkpoints were deleted after the table
+    adopted = {(r["budget"], r["method"], r["seed"]): r.get("trained_in") for p, r in results.items() if "table" in p.parts}
+    assert {k for k, v in adopted.items() if v} == {(b, m, 0) for b in (2, 4) for m in ("l2", "tred-projection")}
+    assert all(v.startswith(f"petals_{b}pc_tune/{m}/petals/") for (b, m, _), v in adopted.items() if v)
+    assert not list(out.rglob("checkpoint.pt"))
     # 2 epochs of full batches of 2: 3 classes x 2 images -> 6 iterations, x 4 images -> 12
     assert {(r["budget"], r["iters"], r["train_size"]) for r in results.values()} == {(2, 6, 6), (4, 12, 12)}
 

@@ -266,3 +266,40 @@ def test_sigkill_at_random_moments_then_resume_is_identical(tmp_path):
     b = json.loads((run_dir / "result.json").read_text())
     assert b["status"] == "completed" and b["test_acc"] == a["test_acc"] and b["test_loss"] == a["test_loss"]
     assert rows(run_dir / "metrics.csv") == rows(ref_dir / "metrics.csv")
+
+
+def test_a_table_run_adopts_the_tuning_run_that_trained_it(tmp_path):
+    """reuse_from: a table run whose training a tuning run already did (held-out images of the
+    training split for scoring, weight_scale, kept final checkpoint) is only evaluated, and scores
+    exactly what training it again scores; one of other weights or other training images trains."""
+    subset = ["dataset.sample_rate=0.5", "trainer.max_iters=4"]
+    tune = tmp_path / "tune"
+    for scale in (0.1, 1.0):
+        tuned = run(make_cfg(tmp_path, [*subset, "dataset.validation=true", "dataset.val_pool=unused",
+                                        "trainer.keep_checkpoint=true", f"weight_scale={scale}", "sweep_name=tune"]),
+                    tune / f"weight_scale={scale}")
+        assert tuned["eval_split"] == "val" and (tune / f"weight_scale={scale}" / CHECKPOINT).is_file()
+    # the value a tuned file writes: the weight the tuning run used
+    decay = OmegaConf.load(tune / "weight_scale=0.1" / "config.yaml").regularizer.l2.weight_decay
+    table = [*subset, f"regularizer.l2.weight_decay={decay}", "sweep_name=table"]
+    fresh = run(make_cfg(tmp_path, table), tmp_path / "fresh")
+    adopted = run(make_cfg(tmp_path, [*table, f"reuse_from={tune}"]), tmp_path / "adopted")
+    assert adopted["trained_in"] == "tune/weight_scale=0.1" and "trained_in" not in fresh
+    assert adopted["eval_split"] == "test" and adopted["test_size"] == fresh["test_size"] != tuned["test_size"]
+    assert (adopted["test_acc"], adopted["test_loss"]) == (fresh["test_acc"], fresh["test_loss"])
+    rows = lambda d: [r for r in csv.DictReader(open(d / "metrics.csv")) if r["stage"] == "finetune"]  # noqa: E731
+    assert [(r["iter"], r["loss"]) for r in rows(tmp_path / "adopted")] == [(r["iter"], r["loss"])
+                                                                            for r in rows(tmp_path / "fresh")]
+    assert adopted["wall_time_s"] >= adopted["trained_time_s"] > 0 and adopted["attempts"] == 2
+    assert not (tmp_path / "adopted" / CHECKPOINT).exists()  # the table run keeps none; the tuning's stays
+    assert (tune / "weight_scale=0.1" / CHECKPOINT).is_file()
+    # another weight: no tuning run trained it
+    other = run(make_cfg(tmp_path, [*subset, "sweep_name=table", "regularizer.l2.weight_decay=0.5",
+                                    f"reuse_from={tune}"]), tmp_path / "other")
+    assert "trained_in" not in other and other["attempts"] == 1
+    # the same config but other training images (validation on a held-out part of the subset)
+    held = tmp_path / "held"
+    run(make_cfg(tmp_path, [*subset, "dataset.validation=true", "dataset.val_pool=subset",
+                            "trainer.keep_checkpoint=true", "weight_scale=0.1", "sweep_name=tune"]), held / "run")
+    again = run(make_cfg(tmp_path, [*table, f"reuse_from={held}"]), tmp_path / "again")
+    assert "trained_in" not in again and (again["test_acc"], again["test_loss"]) == (fresh["test_acc"], fresh["test_loss"])

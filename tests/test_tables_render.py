@@ -176,6 +176,17 @@ def test_cost_note_from_the_runs_own_times(tmp_path):
         write_run(root, "l2", "digits", seed, 60.0, extra={"wall_time_s": 100.0, "attempts": attempts})
     assert ("median 1m40s per run (2 resumed after an interruption, each with its earlier attempts' time "
             "up to the checkpoint it resumed from).") in to_markdown(build_table(root))
+    # Runs that took over a tuning run's training: not resumed; how much of the sum that training is
+    root = tmp_path / "adopted"
+    for seed, (attempts, trained) in enumerate([(2, 90.0), (3, 80.0), (2, None)]):
+        extra = {"wall_time_s": 100.0, "attempts": attempts}
+        if trained:
+            extra.update(trained_in=f"tune/l2/digits/sr1.0/seed{seed}/weight_scale=1.0", trained_time_s=trained)
+        write_run(root, "l2", "digits", seed, 60.0, extra=extra)
+    assert ("median 1m40s per run (1 resumed after an interruption, each with its earlier attempts' time up to "
+            "the checkpoint it resumed from); 2 runs took over the finished training of the tuning run with the "
+            "same weights and seed (reuse_from) and were only scored here: 2m50s of the sum is that training, "
+            "spent in the tuning sweep.") in to_markdown(build_table(root))
 
 
 def test_claim_check_states_the_default_and_the_best_tred_row(tmp_path):

@@ -138,7 +138,12 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
                     kernels["environment"].get(var))
     data = build_data(cfg.dataset, cfg.seed, t.num_workers)  # every image decoded before training
     data.batches_per_epoch(t.batch_size)
-    check_split(resume, data.split_digest, run_dir, cfg.dataset.name)
+    if ckpt.adopted is not None and (resume or {}).get("info", {}).get("train_digest") != data.train_digest:
+        log.info("not adopting %s: it trained on other images; training here", ckpt.adopted["trained_in"])
+        resume = None
+        ckpt.forget_adoption()
+    if ckpt.adopted is None:  # an adopted run is scored on another split than its training run was
+        check_split(resume, data.split_digest, run_dir, cfg.dataset.name)
     model, source = build_models(cfg.backbone, data.num_classes, cfg.seed)
     regs = build_regularizers(cfg.regularizer)
     for r in regs:  # unknown layer names fail here, before any work
@@ -147,7 +152,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
     source.to(device)
 
     info: dict = {"train_size": data.train_size, "test_size": data.test_size, "num_classes": data.num_classes,
-                  "split_digest": data.split_digest, "device": str(device), "kernels": kernels}
+                  "split_digest": data.split_digest, "train_digest": data.train_digest, "device": str(device),
+                  "kernels": kernels}
     ctx = setup_context(cfg, model, source, data, device, run_dir, metrics, kernels)
     t0 = time.perf_counter()
     for r in regs:
@@ -157,7 +163,11 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, metrics: MetricsLog, ckpt
 
     trainer = Finetuner(model, source, regs, data, t, cfg.seed, device, metrics)
     if resume is not None:
-        info.update(Checkpointer.restore(resume, trainer, metrics))
+        restored = Checkpointer.restore(resume, trainer, metrics)
+        if ckpt.adopted is not None:  # its stage-1 diagnostics, but this run's split and process
+            restored = {k: v for k, v in restored.items() if k not in info}
+            info.update(ckpt.adopted)
+        info.update(restored)
     else:
         ckpt.save(trainer, metrics, info)  # end of stage 1
     try:
@@ -248,6 +258,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, on_start, kernels: dict) -> dict
     check_writable(run_dir)
     if cfg.resume == "auto":
         resume = ckpt.load()  # refuses a checkpoint of another config, before any work
+        if resume is None and cfg.reuse_from:
+            resume = ckpt.adopt(cfg.reuse_from)  # a tuning run that trained exactly this: score it here
     else:
         ckpt.clear()
     if on_start is not None:

@@ -226,6 +226,11 @@ class TopConfig:
     # How the regularizer weights were chosen, printed in the tables' caption (set by the
     # configs/tuned/*.yaml files that scripts/tune_summary.py writes); not part of a run's identity.
     weights_note: str = ""
+    # A tuning sweep whose runs kept their final checkpoint (trainer.keep_checkpoint=true): a run
+    # whose training one of them already did (same config but for the scoring split and the sweep
+    # name, same training images) takes it over and is only evaluated (tred.engine.checkpoint
+    # `Checkpointer.adopt`); not part of a run's identity.
+    reuse_from: Any = None
 
 
 GROUP_SCHEMAS = {

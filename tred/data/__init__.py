@@ -50,6 +50,7 @@ def build_embedded(cfg, seed: int) -> InMemoryImages:
     # the packaged images are fixed: their indices and labels name the split
     data.split_digest = cache_key({"train": [keep.tolist(), labels[keep].tolist()],
                                    "test": [test_idx.tolist(), labels[test_idx].tolist()]})
+    data.train_digest = cache_key({"train": [keep.tolist(), labels[keep].tolist()]})
     return data
 
 

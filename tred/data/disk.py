@@ -139,6 +139,7 @@ def build_disk(cfg, seed: int, num_workers: int = 0) -> DiskImages:
         check_images(train + test, pipe)
         data = DiskImages(train, test, len(layout.classes), pipe, num_workers)
     data.split_digest = split_digest(train, test, dataset_root(cfg))
+    data.train_digest = split_digest(train, [], dataset_root(cfg))
     return data
 
 

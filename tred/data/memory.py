@@ -51,6 +51,7 @@ class ImageData:
     num_classes: int
     train_size: int
     split_digest: str = ""  # set by the builders (tred/data/__init__.py, disk.py)
+    train_digest: str = ""  # the training images alone (what a run trains on), set by the builders
 
     def batches_per_epoch(self, batch_size: int) -> int:
         """Full batches per epoch (the last partial batch is dropped); fails early when none fits."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from tred.errors import ConfigError
 from tred.io import atomic_write, remove_stray_temps
@@ -34,9 +35,18 @@ FORMAT = 1
 # Keys that do not change what a run computes: they may differ between a checkpoint and its resume
 # (regularizer_overrides, method_overrides: their effect is in `regularizer.*`, which is compared).
 OPERATIONAL_KEYS = ("resume", "lock_wait_s", "cache_dir", "logger", "regularizer_overrides", "method_overrides",
-                    "weights_note",
+                    "weights_note", "reuse_from",
                     "trainer.checkpoint_every", "trainer.keep_checkpoint", "trainer.num_workers",
                     "trainer.device", "trainer.threads", "dataset.root", "dataset.download")
+
+# Keys that choose what a finished training is scored on, not what it trains: a table run may adopt
+# the final checkpoint of a tuning run that differs only in these (and in operational keys other
+# than ADOPTION_COMPARED), its training images compared by digest (`Checkpointer.adopt`).
+# weight_scale: the weights it scales are compared as the values the runs used (regularizer.*).
+EVAL_ONLY_KEYS = ("sweep_name", "weight_scale", "dataset.validation", "dataset.val_pool", "dataset.val_fraction",
+                  "trainer.eval_batch_size")
+# Operational for a resume (the same run goes on), compared for an adoption: they change the arithmetic.
+ADOPTION_COMPARED = ("trainer.device", "trainer.threads")
 
 # Keys added later whose default does *not* keep the old behaviour: a config without them is a
 # different config (runs made before trainer.kernels existed were native, the default is portable).
@@ -52,14 +62,23 @@ def flatten(node, prefix: str = "") -> dict:
     return {prefix[:-1]: node}
 
 
-def config_diff(old: dict, new: dict) -> list[str]:
-    """`key: old -> new` for every result-determining key that differs (operational keys ignored).
+def _under(key: str, names) -> bool:
+    return any(key == o or key.startswith(o + ".") for o in names)
+
+
+def config_diff(old: dict, new: dict, adoption: bool = False) -> list[str]:
+    """`key: old -> new` for every result-determining key that differs (operational keys ignored;
+    `adoption`: also the evaluation-only keys, but not ADOPTION_COMPARED).
 
     A key the old config lacks is no difference when the new value is the schema default: a
     setting added later whose default keeps the old behaviour does not invalidate finished runs.
     """
     a, b, defaults = flatten(old), flatten(new), flatten(schema_defaults())
-    free = lambda k: any(k == o or k.startswith(o + ".") for o in OPERATIONAL_KEYS)  # noqa: E731
+    if adoption:
+        free = lambda k: (_under(k, EVAL_ONLY_KEYS)  # noqa: E731
+                          or (_under(k, OPERATIONAL_KEYS) and not _under(k, ADOPTION_COMPARED)))
+    else:
+        free = lambda k: _under(k, OPERATIONAL_KEYS)  # noqa: E731
     added = lambda k: k not in a and k not in NOT_OLD_BEHAVIOUR and k in defaults and b.get(k) == defaults[k]  # noqa: E731
     keys = sorted(k for k in a.keys() | b.keys()
                   if not free(k) and not added(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
@@ -92,6 +111,7 @@ class Checkpointer:
         # attempts' time up to the checkpoint resumed from (`load`); the lost tail after an
         # attempt's last checkpoint is not known, and not counted.
         self.started, self.wall_before, self.attempts = time.perf_counter(), 0.0, 1
+        self.adopted: dict | None = None  # `adopt`: which run's training this run took over
 
     def wall_time_s(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
@@ -123,6 +143,42 @@ class Checkpointer:
         self.wall_before = float(state.get("wall_time_s", 0.0))
         self.attempts = int(state.get("attempts", 1)) + 1
         return state
+
+    def adopt(self, sweep: str | Path) -> dict | None:
+        """The final checkpoint of a finished run under `sweep` whose training is this run's: its
+        config differs only in EVAL_ONLY_KEYS and operational keys (a tuning run scored on held-out
+        training images, kept with trainer.keep_checkpoint=true, for a table run of the same
+        weights and seed). None when there is none. The caller must still compare the training
+        images (`train_digest`) and call `forget_adoption` if they differ. The clock carries the
+        adopted run's time, and `adopted` says which run it was."""
+        sweep = Path(sweep)
+        if not sweep.is_dir():
+            return None
+        for saved in sorted(sweep.rglob("config.yaml")):
+            d = saved.parent
+            if d == self.path.parent or not (d / CHECKPOINT).is_file() or ".hydra" in d.parts:
+                continue
+            try:
+                other = OmegaConf.to_container(OmegaConf.load(saved))
+                if config_diff(other, self.config, adoption=True):
+                    continue
+                state = torch.load(d / CHECKPOINT, map_location="cpu", weights_only=False)
+            except Exception:  # noqa: BLE001 - a candidate that cannot be read is not adopted
+                continue
+            if int(state.get("iteration", -1)) < self.max_iters or config_diff(state.get("config", {}), self.config,
+                                                                            adoption=True):
+                continue
+            self.wall_before = float(state.get("wall_time_s", 0.0))
+            self.attempts = int(state.get("attempts", 1)) + 1
+            self.adopted = {"trained_in": f"{state['config'].get('sweep_name')}/{d.relative_to(sweep).as_posix()}",
+                            "trained_time_s": self.wall_before}
+            log.info("adopting the finished training of %s (same training config; scored here on its own split)", d)
+            return state
+        return None
+
+    def forget_adoption(self) -> None:
+        """Train from the start after all (the adopted run trained on other images)."""
+        self.adopted, self.wall_before, self.attempts = None, 0.0, 1
 
     def save(self, trainer, metrics, info: dict) -> None:
         state = {"format": FORMAT, "config": self.config, "iteration": trainer.iteration,

@@ -132,17 +132,23 @@ def cost_note(table: Table) -> str:
     time the run spent (a cache hit costs it nothing), and the note says so. Runs resumed after an
     interruption (`attempts` > 1) are counted: their earlier attempts' time up to the checkpoint
     resumed from is in their own times; runs from before `attempts` existed count only their last
-    attempt, which the note cannot tell."""
+    attempt, which the note cannot tell. A run that adopted a tuning run's training (`trained_in`,
+    `reuse_from`) counts that training's time too, and the note says how much of the sum that is."""
     done = table.runs[table.runs["status"] == "completed"]
     if "wall_time_s" not in done or done["wall_time_s"].isna().all():
         return ""
     wall = done["wall_time_s"].dropna()
     text = (f"Cost: {len(wall)} completed runs, {_duration(wall.sum())} of run time in all "
             f"(sum of wall_time_s), median {_duration(wall.median())} per run")
-    resumed = int((done["attempts"].fillna(1) > 1).sum()) if "attempts" in done else 0
+    adopted = done["trained_in"].notna() if "trained_in" in done else pd.Series(False, index=done.index)
+    resumed = int(((done["attempts"].fillna(1) > 1) & ~adopted).sum()) if "attempts" in done else 0
     if resumed:
         text += (f" ({resumed} resumed after an interruption, each with its earlier attempts' time up to the "
                  "checkpoint it resumed from)")
+    if adopted.any():
+        text += (f"; {int(adopted.sum())} runs took over the finished training of the tuning run with the same "
+                 f"weights and seed (reuse_from) and were only scored here: {_duration(done.loc[adopted, 'trained_time_s'].sum())} "
+                 "of the sum is that training, spent in the tuning sweep")
     tred = done[done["method"].map(is_tred) & (done["finetune_time_s"] > 0)]
     computed = "stage1_compute_time_s" in tred and tred["stage1_compute_time_s"].notna().all()
     s1 = tred["stage1_compute_time_s" if computed else "stage1_time_s"]

@@ -137,7 +137,7 @@ def _read_result(path: Path) -> dict:
                          "sweep with scripts/tune_summary.py")
     out = {k: res.get(k) for k in [*need, "test_acc", "error", "threads", "wall_time_s", "stage1_time_s",
                                    "stage1_compute_time_s", "finetune_time_s", "disentangle_reference_gap",
-                                   "attempts"]}
+                                   "attempts", "trained_in", "trained_time_s"]}
     warnings = res.get("warnings") or []
     out["warnings"] = "; ".join(map(str, warnings)) if isinstance(warnings, list) else str(warnings)
     versions = dict(res.get("versions") or {})
