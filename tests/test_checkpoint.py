@@ -303,3 +303,20 @@ def test_a_table_run_adopts_the_tuning_run_that_trained_it(tmp_path):
                             "trainer.keep_checkpoint=true", "weight_scale=0.1", "sweep_name=tune"]), held / "run")
     again = run(make_cfg(tmp_path, [*table, f"reuse_from={held}"]), tmp_path / "again")
     assert "trained_in" not in again and (again["test_acc"], again["test_loss"]) == (fresh["test_acc"], fresh["test_loss"])
+
+
+def test_an_adopted_tred_run_scores_what_training_it_again_scores(tmp_path):
+    """TRED: stage 1 is computed again for the table's split (its diagnostics are the table's),
+    the fine-tuning comes from the tuning run, and the result equals a fresh table run's."""
+    subset = ["dataset.sample_rate=0.5", "trainer.max_iters=4", "regularizer=tred"]
+    tune = tmp_path / "tune"
+    run(make_cfg(tmp_path, [*subset, "dataset.validation=true", "dataset.val_pool=unused",
+                            "trainer.keep_checkpoint=true", "weight_scale=0.1", "sweep_name=tune"]), tune / "run")
+    alpha = OmegaConf.load(tune / "run" / "config.yaml").regularizer.tred.alpha
+    table = [*subset, f"regularizer.tred.alpha={alpha}", "sweep_name=table"]
+    fresh = run(make_cfg(tmp_path, table), tmp_path / "fresh")
+    adopted = run(make_cfg(tmp_path, [*table, f"reuse_from={tune}"]), tmp_path / "adopted")
+    assert adopted["trained_in"] == "tune/run"
+    same = [k for k in fresh if (k.startswith(("test_", "disentangle")) or k in ("test_size", "train_size"))
+            and k != "disentangle_cache_hit"]  # the fresh run filled the stage cache the adopted one reads
+    assert same and {k: adopted[k] for k in same} == {k: fresh[k] for k in same}
