@@ -42,6 +42,23 @@ def test_offline_run_holds_logged_rows(tmp_path):
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 6  # header + 5 rows, local first
 
 
+def test_restored_rows_reach_the_sinks_again(tmp_path):
+    """A resumed or adopted run's sink (a new W&B run each attempt) gets the earlier rows too."""
+    class Sink:
+        rows: list = []
+
+        def log_row(self, row):
+            self.rows.append(row)
+
+    sink = Sink()
+    log = MetricsLog(tmp_path / "metrics.csv", [sink])
+    earlier = [{"stage": "finetune", "iter": 1, "loss": 2.5}, {"stage": "finetune", "iter": 2, "loss": 1.5}]
+    log.restore(earlier)
+    log.log({"stage": "eval", "test_acc": 42.5})
+    assert sink.rows == [*earlier, {"stage": "eval", "test_acc": 42.5}]
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 4
+
+
 def test_broken_wandb_does_not_stop_the_run(tmp_path, caplog):
     sink = WandbSink(cfg(mode="bogus"), tmp_path, STUB)  # init fails -> warning, sink off
     assert sink.run is None and "W&B init failed" in caplog.text

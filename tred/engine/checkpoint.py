@@ -194,8 +194,7 @@ class Checkpointer:
         """Put `state` back into `trainer`, the generators and `metrics`; returns stage-1 info."""
         trainer.load_state_dict(state["trainer"])
         set_rng_state(state["rng"])
-        metrics.rows = list(state["metrics"])
-        metrics.flush()
+        metrics.restore(state["metrics"])
         log.info("resumed from %s at iteration %d", CHECKPOINT, state["iteration"])
         return dict(state["info"])
 

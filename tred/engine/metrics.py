@@ -25,6 +25,15 @@ class MetricsLog:
             sink.log_row(row)
         self.flush()
 
+    def restore(self, rows: list[dict]) -> None:
+        """The rows of the attempts before this one (a checkpoint's): into metrics.csv, and again
+        to the sinks, whose run (one per attempt: a W&B run is not resumed) starts empty."""
+        self.rows = list(rows)
+        for row in self.rows:
+            for sink in self.sinks:
+                sink.log_row(row)
+        self.flush()
+
     def columns(self) -> list[str]:
         cols: dict[str, None] = {}
         for row in self.rows:
