@@ -217,7 +217,8 @@ def tuned_yaml(df: pd.DataFrame, table: pd.DataFrame, chosen: dict, sweep: Path,
                 "# validation accuracy (held-out training images; the test split is never read)",
                 f"# {runs}"]
     else:
-        head = [f"# Written by scripts/tune_summary.py from {sweep_label(sweep)} on {datetime.date.today()}: re-run the",
+        head = [f"# Written by scripts/tune_summary.py from {sweep_label(sweep)} on {datetime.date.today()}: "
+                "re-run the",
                 "# tuning sweep to change it, do not edit by hand. Each method's weight is the one with the",
                 "# highest mean validation accuracy (held-out training images; the test split is never read)",
                 f"# {runs}"]

@@ -41,7 +41,8 @@ def test_the_protocol_on_a_generated_image_folder(tmp_path):
     assert all(r["eval_split"] == "test" for p, r in results.items() if "table" in p.parts)
     # the table's seed-0 runs (the tuning seed) took over the tuning runs' training at the chosen
     # weights, and were only scored; seed 1 trained; the kept checkpoints were deleted after the table
-    adopted = {(r["budget"], r["method"], r["seed"]): r.get("trained_in") for p, r in results.items() if "table" in p.parts}
+    adopted = {(r["budget"], r["method"], r["seed"]): r.get("trained_in")
+               for p, r in results.items() if "table" in p.parts}
     assert {k for k, v in adopted.items() if v} == {(b, m, 0) for b in (2, 4) for m in ("l2", "tred-projection")}
     assert all(v.startswith(f"petals_{b}pc_tune/{m}/petals/") for (b, m, _), v in adopted.items() if v)
     assert not list(out.rglob("checkpoint.pt"))

@@ -302,7 +302,8 @@ def test_a_table_run_adopts_the_tuning_run_that_trained_it(tmp_path):
     run(make_cfg(tmp_path, [*subset, "dataset.validation=true", "dataset.val_pool=subset",
                             "trainer.keep_checkpoint=true", "weight_scale=0.1", "sweep_name=tune"]), held / "run")
     again = run(make_cfg(tmp_path, [*table, f"reuse_from={held}"]), tmp_path / "again")
-    assert "trained_in" not in again and (again["test_acc"], again["test_loss"]) == (fresh["test_acc"], fresh["test_loss"])
+    assert "trained_in" not in again
+    assert (again["test_acc"], again["test_loss"]) == (fresh["test_acc"], fresh["test_loss"])
 
 
 def test_an_adopted_tred_run_scores_what_training_it_again_scores(tmp_path):

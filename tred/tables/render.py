@@ -146,9 +146,10 @@ def cost_note(table: Table) -> str:
         text += (f" ({resumed} resumed after an interruption, each with its earlier attempts' time up to the "
                  "checkpoint it resumed from)")
     if adopted.any():
+        trained = _duration(done.loc[adopted, "trained_time_s"].sum())
         text += (f"; {int(adopted.sum())} runs took over the finished training of the tuning run with the same "
-                 f"weights and seed (reuse_from) and were only scored here: {_duration(done.loc[adopted, 'trained_time_s'].sum())} "
-                 "of the sum is that training, spent in the tuning sweep")
+                 f"weights and seed (reuse_from) and were only scored here: {trained} of the sum is that "
+                 "training, spent in the tuning sweep")
     tred = done[done["method"].map(is_tred) & (done["finetune_time_s"] > 0)]
     computed = "stage1_compute_time_s" in tred and tred["stage1_compute_time_s"].notna().all()
     s1 = tred["stage1_compute_time_s" if computed else "stage1_time_s"]
