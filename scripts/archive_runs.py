@@ -82,11 +82,10 @@ def _stamp_finished(path: Path) -> None:
 
 def _strip_root(path: Path) -> None:
     cfg = OmegaConf.load(path)
-    if OmegaConf.select(cfg, "dataset.root") is not None or cfg.get("reuse_from") is not None:
-        if OmegaConf.select(cfg, "dataset.root") is not None:
-            cfg.dataset.root = None
-        if cfg.get("reuse_from") is not None:
-            cfg.reuse_from = None
+    local = [key for key in ("dataset.root", "reuse_from") if OmegaConf.select(cfg, key) is not None]
+    for key in local:
+        OmegaConf.update(cfg, key, None)
+    if local:
         _keeping_time(path, lambda: OmegaConf.save(cfg, path))
 
 
