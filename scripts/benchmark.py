@@ -19,7 +19,10 @@ The protocol (docs/results.md, "The protocol"), the same for every dataset and e
   that a choice is inside the values tried unless its row runs out of them (`scripts/tune_summary.py
   --beyond-edges` says which rows and values); `scripts/tune_summary.py` picks the highest mean and writes
   `<out>/configs/tuned/<label>_<budget>pc.yaml` (`--tuned BUDGET=FILE` uses a file you have instead
-  of tuning at that budget);
+  of tuning at that budget; `--retune-edges BUDGET=FILE` tunes only the `--rows` again, on `--regrid`
+  x FILE's weights and beyond the edges, in `<out>/<budget>pc/tune-edges`, and writes FILE with
+  those rows' weights replaced: the repair of a tuning whose rows were chosen at an edge of a grid
+  that had no rounds beyond it);
 - the table: every row at its chosen weight x `--seeds`, `scripts/make_table.py` (table.md, .csv,
   .tex, plots/, W&B offline runs); finally `scripts/headline.py` over the budgets
   (`<out>/headline.md`, `<out>/headline.png`);
@@ -28,6 +31,8 @@ The protocol (docs/results.md, "The protocol"), the same for every dataset and e
   at the tuning seeds take it over and are only scored (`reuse_from=<the tuning sweep>`;
   tred/engine/checkpoint.py `Checkpointer.adopt`): with 2 tuning seeds of 5, 2/5 of the table's
   training is not done twice. Once the table is complete the kept checkpoints are deleted.
+
+`--tune-only` stops after the tuning (the tuned files written; no table, no headline).
 
 Every step is a command of its own, printed before it runs (`--dry-run` prints them only);
 finished runs are skipped, so the same command resumes. A failed step stops the protocol with
@@ -125,17 +130,21 @@ class Protocol:
     def tuned_name(self, budget: int) -> str:
         return f"{self.args.label}_{budget}pc"
 
-    def tune(self, budget: int, previous: str | None) -> None:
+    def tune(self, budget: int, previous: str | None, part: str = "tune", update: Path | None = None) -> Path:
+        """Tune the rows at `budget` around `previous` (a tuned file's name; None: the published
+        weights) in `<out>/<budget>pc/<part>`; `update`: the written file is that one with the tuned
+        rows replaced. Returns the sweep directory."""
         a = self.args
-        sweep = self.out / f"{budget}pc" / "tune"
+        sweep = self.out / f"{budget}pc" / part
         grid, base = (a.regrid, [f"+tuned={previous}"]) if previous else (a.grid, [])
         common = self.common(budget)
+        name = f"{a.label}_{budget}pc_{part.replace('-', '_')}"
 
         def sweep_of(rows, values):
             self.step([self.python, "scripts/train.py", "-m", *common, *base, "dataset.validation=true",
                        "dataset.val_pool=unused", "trainer.keep_checkpoint=true",  # the table adopts the chosen ones
                        f"method={','.join(rows)}", f"weight_scale={values}",
-                       f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={a.label}_{budget}pc_tune",
+                       f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={name}",
                        f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'"])
 
         sweep_of(a.rows, grid)
@@ -157,17 +166,19 @@ class Protocol:
             for value, rows in sorted(groups.items(), key=lambda item: float(item[0])):
                 sweep_of(rows, value)
         self.step([self.python, "scripts/tune_summary.py", str(sweep), "--write",
-                   str(self.tuned_dir / f"{self.tuned_name(budget)}.yaml")])
+                   str(self.tuned_dir / f"{self.tuned_name(budget)}.yaml"),
+                   *(["--update", str(update)] if update else [])])
+        return sweep
 
-    def table(self, budget: int, tuned: str, tuned_here: bool) -> Path:
+    def table(self, budget: int, tuned: str, tuning: Path | None) -> Path:
+        """The table at `budget`; `tuning`: the tuning sweep made here, whose kept checkpoints it adopts."""
         a = self.args
         sweep = self.out / f"{budget}pc" / "table"
-        tuning = self.out / f"{budget}pc" / "tune"
-        reuse = [f"reuse_from={tuning}"] if tuned_here else []  # the tuning runs' training, where it is the same
+        reuse = [f"reuse_from={tuning}"] if tuning else []  # the tuning runs' training, where it is the same
         self.step([self.python, "scripts/train.py", "-m", *self.common(budget), f"+tuned={tuned}", *reuse,
                    f"method={','.join(a.rows)}", f"seed={','.join(map(str, seeds(a.seeds)))}",
                    f"sweep_name={a.label}_{budget}pc", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${run_name}"])
-        if tuned_here:
+        if tuning:
             self.drop_kept_checkpoints(tuning)
         self.step([self.python, "scripts/make_table.py", str(sweep), *(["--wandb"] if a.wandb else [])])
         return sweep
@@ -184,15 +195,21 @@ class Protocol:
     def run(self) -> None:
         a = self.args
         given = dict(item.split("=", 1) for item in a.tuned)
+        again = dict(item.split("=", 1) for item in a.retune_edges)
         budgets = sorted(int(b) for b in a.budgets.split(","))
         self.tuned_dir.mkdir(parents=True, exist_ok=True)
         previous, sweeps = None, []
         for budget in budgets:
-            name = self.tuned_name(budget)
+            name, tuning = self.tuned_name(budget), None
             if str(budget) in given:  # a tuning you already have: copied, so the output folder holds it
                 if not a.dry_run:
                     shutil.copyfile(given[str(budget)], self.tuned_dir / f"{name}.yaml")
                 print(f"budget {budget}: weights from {given[str(budget)]} (no tuning)")
+            elif str(budget) in again:  # that tuning's rows --rows again, around its weights
+                first = self.tuned_dir / f"{name}_first.yaml"
+                if not a.dry_run:
+                    shutil.copyfile(again[str(budget)], first)
+                tuning = self.tune(budget, first.stem, part="tune-edges", update=first)
             else:
                 prior = previous
                 if prior is None and given:  # a larger budget regrids around the file given for a smaller one
@@ -201,9 +218,13 @@ class Protocol:
                         prior = self.tuned_name(max(smaller))
                         if not a.dry_run:
                             shutil.copyfile(given[str(max(smaller))], self.tuned_dir / f"{prior}.yaml")
-                self.tune(budget, prior)
+                tuning = self.tune(budget, prior)
             previous = name
-            sweeps.append((budget, self.table(budget, name, tuned_here=str(budget) not in given)))
+            if not a.tune_only:
+                sweeps.append((budget, self.table(budget, name, tuning)))
+        if a.tune_only:
+            print(f"tuned files in {self.tuned_dir} (--tune-only: no table)")
+            return
         self.step([self.python, "scripts/headline.py", *(f"{b} per class={s}" for b, s in sweeps),
                    "--figure", str(self.out / "headline.png"), "--out", str(self.out / "headline.md"),
                    "--title", f"{a.label}: paired difference to fine-tuning"])
@@ -227,6 +248,10 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=lambda s: s.split(","), default=list(ROWS))
     ap.add_argument("--tuned", action="append", default=[], metavar="BUDGET=FILE",
                     help="use this tuned file at that budget instead of tuning there")
+    ap.add_argument("--retune-edges", action="append", default=[], metavar="BUDGET=FILE",
+                    help="tune the --rows again at that budget, on --regrid x FILE's weights and beyond the "
+                         "edges; the tuned file is FILE with those rows replaced")
+    ap.add_argument("--tune-only", action="store_true", help="stop after the tuning (no table, no headline)")
     ap.add_argument("--out", default=None, help="the output folder (default outputs/benchmark/<label>)")
     ap.add_argument("--launcher", default="parallel", help="hydra/launcher of the sweeps (parallel, basic, slurm)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -236,11 +261,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.label is None:
         args.label = Path(args.root).resolve().name if args.root else args.dataset
-    for item in args.tuned:
-        budget, sep, path = item.partition("=")
-        if not sep or not Path(path).is_file():
-            print(f"error: --tuned {item!r}: give BUDGET=FILE with an existing file", file=sys.stderr)
-            return 2
+    for flag, items in (("--tuned", args.tuned), ("--retune-edges", args.retune_edges)):
+        for item in items:
+            budget, sep, path = item.partition("=")
+            if not sep or not budget.isdigit() or not Path(path).is_file():
+                print(f"error: {flag} {item!r}: give BUDGET=FILE with an existing file", file=sys.stderr)
+                return 2
+    both = {i.partition("=")[0] for i in args.tuned} & {i.partition("=")[0] for i in args.retune_edges}
+    if both:
+        print(f"error: budget {', '.join(sorted(both))} given to both --tuned and --retune-edges", file=sys.stderr)
+        return 2
     Protocol(args).run()
     return 0
 

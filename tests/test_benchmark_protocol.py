@@ -105,3 +105,47 @@ def test_a_row_chosen_at_an_edge_gets_the_next_value_beyond_it(monkeypatch, tmp_
     assert all("hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'" in cmd for cmd in issued[:-1])
     sweeps, asked, _ = tuning_commands(monkeypatch, tmp_path, answers, extend=0)  # the grid only
     assert len(sweeps) == 1 and asked == []
+
+
+def test_retuning_the_edge_rows_of_a_tuned_file(monkeypatch, tmp_path):
+    """--retune-edges: only --rows, on --regrid x the given file's weights, in <budget>pc/tune-edges;
+    the written file is the given one with those rows replaced; --tune-only: no table, no headline."""
+    first = tmp_path / "mine.yaml"
+    first.write_text("# @package _global_\nregularizer_overrides:\n  l2:\n    weight_decay: 0.0001\n")
+    issued = []
+    args = SimpleNamespace(out=str(tmp_path / "out"), label="petals", grid="0.1,1.0", regrid="0.1,1.0,10.0",
+                           rows=["finetune", "at"], tune_seeds="0,1", extend=2, dry_run=False, budgets="5",
+                           tuned=[], retune_edges=[f"5={first}"], tune_only=True, seeds="0-4", wandb=False)
+    proto = benchmark.Protocol(args)
+    monkeypatch.setattr(proto, "common", lambda budget: [f"dataset.budget={budget}"])
+    monkeypatch.setattr(proto, "step", lambda cmd, capture=False: issued.append(cmd) or "")
+    proto.run()
+    tuned = tmp_path / "out" / "configs" / "tuned"
+    assert (tuned / "petals_5pc_first.yaml").read_text() == first.read_text()  # the centre, kept as given
+    grid, beyond, write = issued
+    assert "+tuned=petals_5pc_first" in grid and "method=finetune,at" in grid and "weight_scale=0.1,1.0,10.0" in grid
+    assert "sweep_name=petals_5pc_tune_edges" in grid
+    assert f"hydra.sweep.dir={tmp_path / 'out' / '5pc' / 'tune-edges'}" in grid
+    assert "--beyond-edges" in beyond
+    assert write[-4:] == ["--write", str(tuned / "petals_5pc.yaml"), "--update", str(tuned / "petals_5pc_first.yaml")]
+
+    issued.clear()
+    args.tune_only = False
+    proto.run()
+    table = next(cmd for cmd in issued if any(a.startswith("seed=0,1,2,3,4") for a in cmd))
+    assert "+tuned=petals_5pc" in table and f"reuse_from={tmp_path / 'out' / '5pc' / 'tune-edges'}" in table
+    assert "scripts/headline.py" in issued[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tuned", "5=nowhere.yaml"], "--tuned '5=nowhere.yaml'"),
+    (["--retune-edges", "five={tuned}"], "--retune-edges 'five="),
+    (["--tuned", "5={tuned}", "--retune-edges", "5={tuned}"], "budget 5 given to both"),
+])
+def test_bad_tuned_files_get_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    tuned = tmp_path / "t.yaml"
+    tuned.write_text("# @package _global_\n")
+    argv = [a.format(tuned=tuned) for a in argv]
+    assert benchmark.main(["--dataset", "image_folder", "--root", str(tmp_path), "--dry-run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

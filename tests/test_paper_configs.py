@@ -38,11 +38,11 @@ def test_overrides_only_touch_selected_regularizers():
 
 
 def test_what_the_user_typed_beats_an_experiments_overrides():
-    """flowers_table sets each TRED row's alpha via method_overrides (configs/tuned/flowers102.yaml);
+    """flowers_table sets each TRED row's alpha via method_overrides (configs/tuned/flowers102_5pc_first.yaml);
     a command-line or sweep value wins."""
     typed = ["method=tred_max_mmd", "regularizer.tred.alpha=0.01"]
     cfg = compose_cfg(["experiment=flowers_table", *typed], smoke=False)
-    tuned = OmegaConf.load(CONFIGS / "tuned" / "flowers102.yaml").method_overrides["tred-max_mmd"].tred.alpha
+    tuned = OmegaConf.load(CONFIGS / "tuned" / "flowers102_5pc_first.yaml").method_overrides["tred-max_mmd"].tred.alpha
     assert tuned != 0.01 and validate(cfg).regularizer.tred.alpha == tuned  # nothing typed: the experiment's
     assert validate(cfg, explicit=typed).regularizer.tred.alpha == 0.01
     assert validate(cfg, explicit=["++regularizer.tred.beta=0.5"]).regularizer.tred.alpha == tuned
