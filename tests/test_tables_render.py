@@ -7,6 +7,7 @@ import math
 import shutil
 
 import pytest
+import yaml
 
 from tests.fake_runs import add_delta_and_tred_full, paired_sweep, small_sweep, write_run
 from tred.tables.render import to_csv_frame, to_latex, to_markdown
@@ -205,3 +206,21 @@ def test_claim_check_states_the_default_and_the_best_tred_row(tmp_path):
             "+1.3 [-0.1, +2.8] (not resolved, Holm-corrected); the best TRED row by test mean (picked on "
             "this table, so an optimistic figure), TRED Max-MMD is +5.5 [+4.3, +6.7] over fine-tuning: "
             "+2 is shown (the whole interval is above +2)") in md
+
+
+def test_an_updated_tuned_files_note_is_mentioned_once(tmp_path):
+    """Rows run before and after `tune_summary --update` carry the earlier note and the same note
+    with the re-tuning added: the caption says the longer one, once; two unrelated notes both stay."""
+    root = paired_sweep(tmp_path / "p")
+    for d in [*root.glob("l2/*/*/seed0"), *root.glob("l2/*/*/seed1")]:
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg["weights_note"] = "Chosen on held-out data. Re-tuned in sweep `edges`: l2."
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    md = to_markdown(build_table(root))
+    assert md.count("Chosen on held-out data.") == 1 and "Re-tuned in sweep `edges`: l2." in md
+    d = next(iter(root.glob("l2sp/*/*/seed0")))
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["weights_note"] = "Typed by hand."
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    md = to_markdown(build_table(root))
+    assert "Typed by hand." in md and md.count("Chosen on held-out data.") == 1

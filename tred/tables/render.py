@@ -34,7 +34,9 @@ def weights_caption(table: Table) -> str:
             parts.append(f"{display_name(m)} {' / '.join(values)}")
     if not parts:
         return ""
-    notes = sorted({n for n in runs.get("weights_note", pd.Series(dtype=str)).dropna() if n})
+    notes = {n.strip() for n in runs.get("weights_note", pd.Series(dtype=str)).dropna() if n and n.strip()}
+    # a tuned file updated by `tune_summary --update` keeps the earlier note and adds to it: one mention
+    notes = sorted(n for n in notes if not any(n != other and n in other for other in notes))
     return "Weights: " + "; ".join(parts) + "." + (f" {' '.join(notes)}" if notes else "")
 
 
