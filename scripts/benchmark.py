@@ -32,7 +32,8 @@ The protocol (docs/results.md, "The protocol"), the same for every dataset and e
   tred/engine/checkpoint.py `Checkpointer.adopt`): with 2 tuning seeds of 5, 2/5 of the table's
   training is not done twice. Once the table is complete the kept checkpoints are deleted.
 
-`--tune-only` stops after the tuning (the tuned files written; no table, no headline).
+`--tune-only` stops after the tuning (the tuned files written; no table, no headline; the tuning
+runs keep no checkpoints, so a later table trains all its runs).
 
 Every step is a command of its own, printed before it runs (`--dry-run` prints them only);
 finished runs are skipped, so the same command resumes. A failed step stops the protocol with
@@ -142,7 +143,8 @@ class Protocol:
 
         def sweep_of(rows, values):
             self.step([self.python, "scripts/train.py", "-m", *common, *base, "dataset.validation=true",
-                       "dataset.val_pool=unused", "trainer.keep_checkpoint=true",  # the table adopts the chosen ones
+                       # the table takes over the chosen ones' training (--tune-only: no table here to do it)
+                       "dataset.val_pool=unused", f"trainer.keep_checkpoint={str(not a.tune_only).lower()}",
                        f"method={','.join(rows)}", f"weight_scale={values}",
                        f"seed={','.join(map(str, seeds(a.tune_seeds)))}", f"sweep_name={name}",
                        f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir='${run_name}/weight_scale=${weight_scale}'"])

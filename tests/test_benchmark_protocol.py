@@ -77,7 +77,7 @@ def tuning_commands(monkeypatch, tmp_path, answers, extend):
     issued, asked = [], []
     proto = benchmark.Protocol(SimpleNamespace(
         out=str(tmp_path), label="petals", grid="0.1,1.0", regrid="0.1,1.0,10.0", rows=["finetune", "at", "delta"],
-        tune_seeds="0,1", extend=extend, dry_run=False))
+        tune_seeds="0,1", extend=extend, dry_run=False, tune_only=False))
     monkeypatch.setattr(proto, "common", lambda budget: [f"dataset.budget={budget}"])
     def step(cmd, capture=False):
         if capture:  # the --beyond-edges question
@@ -125,6 +125,7 @@ def test_retuning_the_edge_rows_of_a_tuned_file(monkeypatch, tmp_path):
     grid, beyond, write = issued
     assert "+tuned=petals_5pc_first" in grid and "method=finetune,at" in grid and "weight_scale=0.1,1.0,10.0" in grid
     assert "sweep_name=petals_5pc_tune_edges" in grid
+    assert "trainer.keep_checkpoint=false" in grid  # no table in this command to take them over
     assert f"hydra.sweep.dir={tmp_path / 'out' / '5pc' / 'tune-edges'}" in grid
     assert "--beyond-edges" in beyond
     assert write[-4:] == ["--write", str(tuned / "petals_5pc.yaml"), "--update", str(tuned / "petals_5pc_first.yaml")]
@@ -132,6 +133,7 @@ def test_retuning_the_edge_rows_of_a_tuned_file(monkeypatch, tmp_path):
     issued.clear()
     args.tune_only = False
     proto.run()
+    assert "trainer.keep_checkpoint=true" in issued[0]
     table = next(cmd for cmd in issued if any(a.startswith("seed=0,1,2,3,4") for a in cmd))
     assert "+tuned=petals_5pc" in table and f"reuse_from={tmp_path / 'out' / '5pc' / 'tune-edges'}" in table
     assert "scripts/headline.py" in issued[-1]
