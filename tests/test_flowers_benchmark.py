@@ -118,11 +118,12 @@ def test_benchmark_regime_final_map_and_epochs():
 
 
 def test_table_experiments_read_the_tuned_weights():
-    """Every row of both tables runs at the stored weight: the baselines' from
-    `regularizer_overrides`, each TRED row's own from `method_overrides`."""
+    """Every row of both legacy table experiments runs at the weight of the first tuning, which
+    they ran with: the baselines' from `regularizer_overrides`, each TRED row's own from
+    `method_overrides` (scripts/benchmark.py passes `+tuned=` itself)."""
     from tred.methods import method_of_config
 
-    tuned = OmegaConf.load(CONFIGS / "tuned" / "flowers102.yaml")
+    tuned = OmegaConf.load(CONFIGS / "tuned" / "flowers102_5pc_first.yaml")
     tred_rows = ("tred_max_mmd", "tred_min_mi", "tred_max_mmd_min_mi", "tred_full", "tred_projection")
     for exp in ("flowers_table", "flowers_table_10"):
         for preset, reg in (("finetune", "l2"), ("l2sp", "l2sp"), ("at", "at"), ("delta", "delta"), ("bss", "bss")):
@@ -147,3 +148,26 @@ def test_the_development_copy_has_the_official_split():
     assert (len(layout.train), len(layout.test), len(layout.classes)) == (2040, 6149, 102)
     assert Counter(y for _, y in layout.train) == {c: 20 for c in range(102)}
     assert all(os.path.exists(p) for p, _ in layout.test[:50])
+
+
+@pytest.mark.parametrize("name", ["flowers102_5pc_first", "flowers102", "flowers102_10pc"])
+def test_each_committed_tuned_file_sets_every_rows_weight(name):
+    """`+tuned=<file>` (what scripts/benchmark.py passes): every row of the tables at that file's
+    weight; the re-tuned 5-per-class file differs from the first only in the rows it re-tuned."""
+    from tred.methods import method_of_config
+
+    tuned = OmegaConf.load(CONFIGS / "tuned" / f"{name}.yaml")
+    for preset, reg in (("finetune", "l2"), ("l2sp", "l2sp"), ("at", "at"), ("delta", "delta"), ("bss", "bss")):
+        cfg = validate(compose_cfg(["experiment=benchmark", f"+tuned={name}", f"method={preset}"], smoke=False))
+        (key, value), = tuned.regularizer_overrides[reg].items()
+        assert cfg.regularizer[reg][key] == value
+    for preset in ("tred_max_mmd", "tred_min_mi", "tred_max_mmd_min_mi", "tred_full", "tred_projection"):
+        cfg = validate(compose_cfg(["experiment=benchmark", f"+tuned={name}", f"method={preset}"], smoke=False))
+        row = method_of_config(OmegaConf.to_container(cfg))
+        assert cfg.regularizer.tred.alpha == tuned.method_overrides[row].tred.alpha
+    if name == "flowers102":
+        first = OmegaConf.load(CONFIGS / "tuned" / "flowers102_5pc_first.yaml")
+        moved = {k for group in ("regularizer_overrides", "method_overrides")
+                 for k in first[group] if first[group][k] != tuned[group][k]}
+        assert moved <= {"l2", "at", "bss", "tred-max_mmd_min_mi"}  # the rows tune-flowers-edges re-tunes
+        assert "Re-tuned in sweep" in tuned.weights_note

@@ -55,7 +55,7 @@ def make_sweep(root: Path, eval_split: str = "val", grid: dict = GRID) -> Path:
 def test_written_weights_land_in_the_table_sweeps_configs(tmp_path, capsys):
     configs = tmp_path / "configs"
     shutil.copytree(CONFIGS, configs)
-    out = configs / "tuned" / "flowers102.yaml"
+    out = configs / "tuned" / "flowers102_5pc_first.yaml"  # what experiment=flowers_table reads
     assert tune_summary.main([str(make_sweep(tmp_path / "s")), "--write", str(out)]) == 0
     text = out.read_text()
     assert "#   l2sp alpha: 0.0001 40.00 | 0.001 60.00* | 0.01 failed | 0.1 30.00\n" in text
