@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -27,18 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tred.engine.checkpoint import config_diff  # noqa: E402
+from tred.io import read_json  # noqa: E402
+from tred.tables.runs import run_dirs  # noqa: E402
 
 SKIPPED = ("stage", "imgs_per_s")  # throughput differs between any two runs
 
 
-def finished(sweep: Path) -> list[Path]:
-    """Run directories under `sweep` with a completed result and their config and metrics."""
+def finished(sweep: Path) -> list[tuple[Path, dict, dict]]:
+    """(run directory, config, result) of the completed runs under `sweep` that logged metrics."""
     out = []
-    for res in sorted(sweep.rglob("result.json")):
-        d = res.parent
-        if (d / "config.yaml").is_file() and (d / "metrics.csv").is_file() and ".hydra" not in d.parts:
-            if json.loads(res.read_text()).get("status") == "completed":
-                out.append(d)
+    for d in run_dirs(sweep):
+        if (d / "result.json").is_file() and (d / "config.yaml").is_file() and (d / "metrics.csv").is_file():
+            result = read_json(d / "result.json")
+            if result.get("status") == "completed":
+                out.append((d, OmegaConf.to_container(OmegaConf.load(d / "config.yaml")), result))
     return out
 
 
@@ -56,13 +57,11 @@ def differing_cells(a: list[dict], b: list[dict]) -> int:
 
 def pairs(first: Path, second: Path):
     """(run of first, run of second) for every run of the second whose training is the first's."""
-    candidates = [(d, OmegaConf.to_container(OmegaConf.load(d / "config.yaml")),
-                   json.loads((d / "result.json").read_text()).get("train_size")) for d in finished(second)]
-    for a in finished(first):
-        config = OmegaConf.to_container(OmegaConf.load(a / "config.yaml"))
-        size = json.loads((a / "result.json").read_text()).get("train_size")
-        for b, other, other_size in candidates:
-            if other_size == size and not config_diff(other, config, adoption=True):
+    candidates = finished(second)
+    for a, config, result in finished(first):
+        for b, other, other_result in candidates:
+            if other_result.get("train_size") == result.get("train_size") and not config_diff(
+                    other, config, adoption=True):
                 yield a, b
 
 
